@@ -1,0 +1,1 @@
+"""The exdir command line (typer): parse options, call exdir, print. No LDAP logic here."""

@@ -1,0 +1,89 @@
+"""Global options, opening the directory, and turning errors into one line + exit code."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import typer
+
+from exdir.directory import Directory, open_ldif, open_url, read_password
+from exdir.errors import ExdirError, InputError
+
+
+@dataclass
+class Options:
+    ldif: str | None = None
+    url: str | None = None
+    bind_dn: str | None = None
+    password_file: str | None = None
+    starttls: bool = False
+    ca_file: str | None = None
+    insecure: bool = False
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+
+    def warn(self, message: str) -> None:
+        """A message for the user on stderr (silenced by -q)."""
+        if not self.quiet:
+            print(f"exdir: {message}", file=sys.stderr)
+
+    def open(self) -> Directory:
+        """The directory the options name: an LDIF file, or a server URL."""
+        if self.ldif and self.url:
+            raise InputError("give --ldif or --url, not both")
+        if self.ldif:
+            return open_ldif(self.ldif, warn=self.warn)
+        if self.url:
+            password = read_password(self.password_file)
+            return open_url(self.url, self.bind_dn, password, starttls=self.starttls,
+                            ca_file=self.ca_file, insecure=self.insecure)
+        raise InputError("no directory: give --ldif PATH or --url URL "
+                         "(or set EXDIR_LDIF / EXDIR_URL)")
+
+
+def options(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Options):  # pragma: no cover - the callback always sets it
+        raise InputError("internal: options missing")
+    return obj
+
+
+def fail(opts: Options | None, exc: BaseException) -> None:
+    """One line on stderr and the exit code of the contract; the traceback only with --debug."""
+    if opts is not None and opts.debug:
+        raise exc
+    if isinstance(exc, ExdirError):
+        print(f"exdir: {exc.message}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code)
+    print(f"exdir: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+          file=sys.stderr)
+    raise typer.Exit(70)
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
+                title: str | None = None) -> None:
+    """A plain aligned text table on stdout (scripts use --json instead)."""
+    text_rows = [["" if c is None else str(c) for c in row] for row in rows]
+    if title:
+        print(title)
+    if not text_rows:
+        print("  (none)")
+        return
+    widths = [max(len(h), *(len(r[i]) for r in text_rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for r in text_rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def env(name: str) -> str | None:
+    return os.environ.get(name) or None

@@ -1,0 +1,87 @@
+"""exdir's entry point: global options and the command groups."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from . import lab as lab_cmd
+from . import legacydn as legacydn_cmd
+from . import schema as schema_cmd
+from . import topology as topology_cmd
+from .context import Options, fail
+
+app = typer.Typer(
+    name="exdir",
+    help="Keep the Active Directory side of an Exchange organisation correct.\n\n"
+         "Example: exdir --ldif samples/fabrikam.ldif topology",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    ldif: Optional[str] = typer.Option(None, "--ldif", envvar="EXDIR_LDIF", metavar="PATH",
+                                       help="The directory is this LDIF file (held in memory)."),
+    url: Optional[str] = typer.Option(None, "--url", envvar="EXDIR_URL",
+                                      help="The directory is this LDAP server (ldap:// or ldaps://)."),
+    bind_dn: Optional[str] = typer.Option(None, "--bind-dn", envvar="EXDIR_BIND_DN",
+                                          help="Bind as this DN."),
+    password_file: Optional[str] = typer.Option(
+        None, "--password-file", metavar="PATH",
+        help="Read the bind password from this file (or set EXDIR_PASSWORD)."),
+    starttls: bool = typer.Option(False, "--starttls", help="Upgrade ldap:// with StartTLS."),
+    ca_file: Optional[str] = typer.Option(None, "--ca-file", metavar="PATH",
+                                          help="CA certificates to verify the server with."),
+    insecure: bool = typer.Option(False, "--insecure",
+                                  help="Do not verify the server's certificate."),
+    json_out: bool = typer.Option(False, "--json", help="Read commands print JSON."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or notes on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback behind an error."),
+) -> None:
+    """Keep the Active Directory side of an Exchange organisation correct.
+
+    Example: exdir --ldif samples/fabrikam.ldif topology
+    """
+    ctx.obj = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
+                      starttls=starttls, ca_file=ca_file, insecure=insecure, json=json_out,
+                      quiet=quiet, debug=debug)
+
+
+app.command("topology")(topology_cmd.topology)
+app.add_typer(legacydn_cmd.app, name="legacydn")
+app.add_typer(lab_cmd.app, name="lab")
+app.add_typer(schema_cmd.app, name="schema")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run exdir; usage errors become one line and exit 2."""
+    try:
+        result = app(args=argv, prog_name="exdir", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # typer vendors click: match its exceptions by shape
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "format_message"):  # a usage error
+            print(f"exdir: {exc.format_message()}", file=sys.stderr)
+            return int(code if code is not None else 2)
+        if isinstance(code, int):  # Exit
+            return code
+        if type(exc).__name__ == "Abort":
+            print("exdir: aborted", file=sys.stderr)
+            return 130
+        raise
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

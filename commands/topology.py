@@ -1,0 +1,85 @@
+"""`exdir topology`: the organisation as the configuration partition describes it."""
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+
+from exdir.topology import Topology, read_topology
+
+from .context import fail, options, print_json, print_table
+
+
+def topology(ctx: typer.Context) -> None:
+    """Show the organisation, admin groups, servers with their Exchange version,
+    storage groups, stores, MTAs, domain controllers and ADC agreements.
+
+    Example: exdir --ldif samples/fabrikam.ldif topology
+    """
+    opts = options(ctx)
+    try:
+        with opts.open() as directory:
+            topo = read_topology(directory)
+    except Exception as exc:  # noqa: BLE001 - fail() decides what the user sees
+        fail(opts, exc)
+        return
+    if opts.json:
+        print_json(as_json(topo))
+    else:
+        show(topo)
+
+
+def as_json(topo: Topology) -> dict[str, object]:
+    def rows(items: list) -> list[dict[str, object]]:
+        return [dataclasses.asdict(i) for i in items]
+
+    return {
+        "organization": dataclasses.asdict(topo.organization),
+        "admin_groups": rows(topo.admin_groups),
+        "servers": rows(topo.servers),
+        "storage_groups": rows(topo.storage_groups),
+        "stores": rows(topo.stores),
+        "mtas": rows(topo.mtas),
+        "domain_controllers": rows(topo.domain_controllers),
+        "connection_agreements": rows(topo.agreements),
+    }
+
+
+def show(topo: Topology) -> None:
+    org = topo.organization
+    print(f"Organisation: {org.name}")
+    print(f"  legacyExchangeDN: {org.legacy_dn}")
+    print(f"  mixed mode: {'yes' if org.mixed_mode else 'no'}")
+    print(f"  DN: {org.dn}")
+    print()
+    print_table(["admin group", "legacyExchangeDN"],
+                [(g.name, g.legacy_dn) for g in topo.admin_groups], title="Administrative groups")
+    print()
+    groups = {g.dn.lower(): g.name for g in topo.admin_groups}
+    print_table(["server", "version", "admin group", "serialNumber"],
+                [(s.name, s.product if s.product != s.version else s.version,
+                  groups.get((s.admin_group or "").lower(), s.admin_group), s.serial)
+                 for s in topo.servers], title="Servers")
+    print()
+    names = {s.dn.lower(): s.name for s in topo.servers}
+    print_table(["server", "storage group"],
+                [(names.get(g.server.lower(), g.server), g.name) for g in topo.storage_groups],
+                title="Storage groups")
+    print()
+    print_table(["server", "store", "kind", "legacyExchangeDN"],
+                [(names.get(s.server.lower(), s.server), s.name,
+                  "public" if s.public else "mailbox", s.legacy_dn) for s in topo.stores],
+                title="Stores")
+    print()
+    print_table(["server", "MTA legacyExchangeDN"],
+                [(names.get(m.server.lower(), m.server), m.legacy_dn) for m in topo.mtas],
+                title="MTAs")
+    print()
+    print_table(["domain controller", "site", "read-only"],
+                [(d.name, d.site, "yes" if d.read_only else "no")
+                 for d in topo.domain_controllers],
+                title=f"Domain controllers ({len(topo.domain_controllers)})")
+    print()
+    print_table(["agreement", "direction", "activation", "Windows side", "Exchange side"],
+                [(a.name, a.direction, a.activation_style, a.windows_server, a.exchange_server)
+                 for a in topo.agreements], title="ADC connection agreements")

@@ -1,0 +1,970 @@
+"""A directory with Active Directory's write semantics, whatever is underneath.
+
+Two backends share this interface: an LDIF file held in ldap3's MOCK_SYNC
+(``open_ldif``) and a real LDAP server over ldap3 SYNC (``open_url``).  ldap3's
+mock is not Active Directory (DESIGN.md, "Backends"); ``LdifDirectory`` guards
+every difference so that planners and the apply engine see one behaviour:
+
+- renaming a non-leaf entry moves its subtree, and DN-valued attributes that
+  point into it follow (AD rewrites references; slapd does not, and
+  ``follows_dn_references`` says so, so plans carry those rewrites themselves);
+- a modify is atomic and checks the values it deletes, case-insensitively where
+  the syntax is; a missing value fails the whole modify with ``Conflict``;
+- no duplicate values, no add under a missing parent, no rename onto an existing
+  DN, no delete of an entry with children.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import IO, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+
+import ldap3
+from ldap3 import ALL_ATTRIBUTES, BASE, LEVEL, MOCK_SYNC, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.ciDict import CaseInsensitiveDict
+from ldap3.utils.conv import escape_filter_chars
+
+from . import dn as dnu
+from . import schema
+from .errors import (
+    Conflict,
+    ConnectionFailed,
+    DirectoryError,
+    EntryExists,
+    InputError,
+    NoSuchEntry,
+    plain,
+)
+
+Value = str | bytes
+Warn = Callable[[str], None]
+
+AD_CAPABILITY = "1.2.840.113556.1.4.800"
+AD_LDS_CAPABILITY = "1.2.840.113556.1.4.1851"
+PAGE_SIZE = 1000  # Active Directory's MaxPageSize
+_SCOPES = {"base": BASE, "one": LEVEL, "subtree": SUBTREE}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class ModLike(Protocol):
+    """One block of a modify: what exdir.plan.Mod holds."""
+
+    op: str
+    attribute: str
+    values: tuple[Value, ...]
+
+
+class Entry:
+    """An entry as read: its DN and values, attribute names compared case-insensitively."""
+
+    __slots__ = ("dn", "_attrs")
+
+    def __init__(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
+        self.dn = dn
+        self._attrs: dict[str, tuple[str, list[Value]]] = {
+            name.lower(): (name, list(values)) for name, values in attributes.items() if values
+        }
+
+    def get(self, name: str) -> list[Value]:
+        found = self._attrs.get(name.lower())
+        return list(found[1]) if found else []
+
+    def first(self, name: str) -> Value | None:
+        found = self._attrs.get(name.lower())
+        return found[1][0] if found and found[1] else None
+
+    def text(self, name: str) -> str | None:
+        """The first value as text (None if absent)."""
+        value = self.first(name)
+        if value is None:
+            return None
+        return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+    def texts(self, name: str) -> list[str]:
+        return [v if isinstance(v, str) else v.decode("utf-8", "replace") for v in self.get(name)]
+
+    def has(self, name: str) -> bool:
+        return name.lower() in self._attrs
+
+    @property
+    def attributes(self) -> dict[str, list[Value]]:
+        return {name: list(values) for name, values in self._attrs.values()}
+
+    @property
+    def object_classes(self) -> frozenset[str]:
+        return frozenset(v.lower() for v in self.texts("objectClass"))
+
+    def __repr__(self) -> str:
+        return f"Entry({self.dn!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return dnu.key(self.dn) == dnu.key(other.dn) and _comparable(self) == _comparable(other)
+
+
+def _comparable(entry: Entry) -> dict[str, list[Value]]:
+    return {k: sorted(v[1], key=lambda x: x if isinstance(x, bytes) else x.encode())
+            for k, v in entry._attrs.items()}
+
+
+@dataclass(frozen=True)
+class NamingContexts:
+    """Where the domain, configuration and schema partitions start."""
+
+    domain: str
+    configuration: str
+    schema: str | None = None
+    all: tuple[str, ...] = ()
+
+
+def decode(attribute: str, raw: bytes) -> Value:
+    """A stored value as exdir handles it: bytes for binary attributes, text otherwise."""
+    if schema.is_binary(attribute):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def encode(value: Value) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def values_equal(attribute: str, a: Value, b: Value) -> bool:
+    """Equality as the attribute's matching rule sees it (AD: strings and DNs ignore case)."""
+    if isinstance(a, bytes) or isinstance(b, bytes) or schema.is_case_exact(attribute):
+        return encode(a) == encode(b)
+    if schema.kind_of(attribute) == "dn":
+        try:
+            return dnu.key(a) == dnu.key(b)
+        except InputError:
+            return a.lower() == b.lower()
+    return a.lower() == b.lower()
+
+
+def _index_of(attribute: str, values: Sequence[Value], wanted: Value) -> int:
+    for i, v in enumerate(values):
+        if values_equal(attribute, v, wanted):
+            return i
+    return -1
+
+
+def apply_mods(dn: str, current: Mapping[str, list[Value]], mods: Sequence[ModLike]
+               ) -> dict[str, list[Value]]:
+    """The attribute values after mods, or Conflict — Active Directory's modify rules.
+
+    `current` maps lower-case attribute names to values. Deletes must find every
+    value (matching rule aware); adds must not duplicate; single-valued
+    attributes hold at most one value. Nothing is changed in place.
+    """
+    state: dict[str, list[Value]] = {k.lower(): list(v) for k, v in current.items()}
+    for mod in mods:
+        name = mod.attribute.lower()
+        have = state.get(name, [])
+        if mod.op == "delete":
+            if not mod.values:
+                if not have:
+                    raise Conflict(f"{dn}: cannot remove {mod.attribute}: it has no values",
+                                   result="noSuchAttribute", dn=dn)
+                state.pop(name, None)
+                continue
+            for value in mod.values:
+                i = _index_of(mod.attribute, have, value)
+                if i < 0:
+                    raise Conflict(f"{dn}: {mod.attribute} does not hold {_show(value)} "
+                                   "(changed since the plan was made?)",
+                                   result="noSuchAttribute", dn=dn)
+                have = have[:i] + have[i + 1:]
+            state[name] = have
+        elif mod.op == "add":
+            for value in mod.values:
+                if _index_of(mod.attribute, have, value) >= 0:
+                    raise Conflict(f"{dn}: {mod.attribute} already holds {_show(value)}",
+                                   result="attributeOrValueExists", dn=dn)
+                have = have + [value]
+            state[name] = have
+        elif mod.op == "replace":
+            fresh: list[Value] = []
+            for value in mod.values:
+                if _index_of(mod.attribute, fresh, value) >= 0:
+                    raise Conflict(f"{dn}: {mod.attribute} given {_show(value)} twice",
+                                   result="attributeOrValueExists", dn=dn)
+                fresh.append(value)
+            state[name] = fresh
+        else:
+            raise InputError(f"unknown modify operation {mod.op!r}")
+        if schema.is_single_valued(mod.attribute) and len(state.get(name, [])) > 1:
+            raise Conflict(f"{dn}: {mod.attribute} is single-valued",
+                           result="constraintViolation", dn=dn)
+    return {k: v for k, v in state.items() if v}
+
+
+def _show(value: Value) -> str:
+    if isinstance(value, bytes):
+        return "<" + value.hex() + ">"
+    return repr(value)
+
+
+class Directory:
+    """What every backend offers: paged reads, AD-semantics writes, rootDSE facts."""
+
+    backend: str = "abstract"
+    is_active_directory: bool = False
+    naming: NamingContexts
+
+    @property
+    def follows_dn_references(self) -> bool:
+        """True where a rename makes DN-valued attributes follow (AD and the LDIF lab)."""
+        return self.is_active_directory or self.backend == "ldif"
+
+    # -- reads --------------------------------------------------------------------
+    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
+               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
+        raise NotImplementedError
+
+    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
+        raise NotImplementedError
+
+    def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
+                  ) -> dict[str, Entry]:
+        """Entries by dn.key(); DNs that do not exist are absent from the result."""
+        raise NotImplementedError
+
+    def exists(self, dn: str) -> bool:
+        return self.read(dn, ("objectClass",)) is not None
+
+    # -- writes -------------------------------------------------------------------
+    def modify(self, dn: str, mods: Sequence[ModLike]) -> None:
+        raise NotImplementedError
+
+    def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
+        raise NotImplementedError
+
+    def delete(self, dn: str) -> None:
+        raise NotImplementedError
+
+    def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        raise NotImplementedError
+
+    def save(self) -> None:
+        """Make writes durable (the LDIF backend rewrites its file; servers need nothing)."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Directory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+def _attributes_arg(attributes: Sequence[str]) -> list[str] | str:
+    if not attributes or "*" in attributes:
+        return ALL_ATTRIBUTES
+    return list(attributes)
+
+
+def _entry_from_response(item: Mapping[str, object]) -> Entry:
+    raw = item.get("raw_attributes") or {}
+    assert isinstance(raw, Mapping)
+    values: dict[str, list[Value]] = {}
+    for name, vals in raw.items():
+        if name.lower() == "entrydn":
+            continue
+        values[name] = [decode(name, v) for v in vals]  # type: ignore[union-attr]
+    return Entry(str(item["dn"]), values)
+
+
+# ======================================================================================
+# The LDIF file in ldap3's MOCK_SYNC
+# ======================================================================================
+
+class LdifDirectory(Directory):
+    """An LDIF export loaded into ldap3's in-memory server, with AD's write rules."""
+
+    backend = "ldif"
+
+    def __init__(self, path: str, connection: Connection, order: list[str],
+                 implied: set[str], naming: NamingContexts) -> None:
+        self.path = path
+        self.connection = connection
+        self.naming = naming
+        self._order = order  # insertion order of keys (file order, then adds)
+        self._implied = implied  # dit keys of parents the file did not hold
+        self.dirty = False
+
+    @property
+    def _dit(self) -> CaseInsensitiveDict:
+        return self.connection.server.dit
+
+    def describe(self) -> str:
+        return f"LDIF file {self.path} (in memory)"
+
+    def __len__(self) -> int:
+        return len(self._dit) - 1 - len(self._implied)  # cn=schema is the mock's own
+
+    # -- reads ------------------------------------------------------------------
+    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
+               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
+        base_dn = dnu.normalize(base) if base else self.naming.domain
+        if base_dn not in self._dit:
+            return iter(())
+        return self._paged(base_dn, filter, attributes, scope)
+
+    def _paged(self, base: str, filter: str, attributes: Sequence[str], scope: str
+               ) -> Iterator[Entry]:
+        try:
+            results = self.connection.extend.standard.paged_search(
+                base, filter, search_scope=_SCOPES[scope], attributes=_attributes_arg(attributes),
+                paged_size=PAGE_SIZE, generator=True)
+            implied = self._implied_lower
+            for item in results:
+                if item.get("type") != "searchResEntry":
+                    continue
+                key = str(item["dn"])
+                if key.lower() in implied:
+                    continue
+                if scope == "subtree" and not _within_fast(key, base):
+                    continue  # the mock matches bases by suffix, not by RDN boundary
+                yield _entry_from_response(item)
+        except LDAPException as exc:
+            raise InputError(f"search {filter!r} under {base}: {exc}") from None
+
+    @property
+    def _implied_lower(self) -> set[str]:
+        return {k.lower() for k in self._implied} if self._implied else set()
+
+    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
+        key = dnu.normalize(dn)
+        stored = self._dit.get(key)
+        if stored is None or key in self._implied:
+            return None
+        return self._entry(key, stored, attributes)
+
+    def _entry(self, key: str, stored: Mapping[str, list[bytes]], attributes: Sequence[str]
+               ) -> Entry:
+        wanted = None if (not attributes or "*" in attributes) else {a.lower() for a in attributes}
+        vals: dict[str, list[Value]] = {}
+        for name, raw in stored.items():
+            if name.lower() == "entrydn":
+                continue
+            if wanted is not None and name.lower() not in wanted:
+                continue
+            vals[name] = [decode(name, v) for v in raw]
+        return Entry(key, vals)
+
+    def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
+                  ) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for d in dns:
+            entry = self.read(d, attributes)
+            if entry is not None:
+                out[dnu.key(d)] = entry
+        return out
+
+    # -- writes -----------------------------------------------------------------
+    def _current(self, key: str) -> dict[str, list[Value]]:
+        stored = self._dit[key]
+        return {name.lower(): [decode(name, v) for v in raw]
+                for name, raw in stored.items() if name.lower() != "entrydn"}
+
+    def _require(self, dn: str) -> str:
+        key = dnu.normalize(dn)
+        if key not in self._dit or key in self._implied:
+            raise NoSuchEntry(f"{dn}: no such entry", result="noSuchObject", dn=dn)
+        return key
+
+    def modify(self, dn: str, mods: Sequence[ModLike]) -> None:
+        key = self._require(dn)
+        stored = self._dit[key]
+        names = {n.lower(): n for n in stored.keys()}
+        new_state = apply_mods(dn, self._current(key), mods)  # raises Conflict: nothing done
+        rdn_attr, rdn_val = dnu.split(key)[0]
+        kept = new_state.get(rdn_attr.lower(), [])
+        if _index_of(rdn_attr, kept, rdn_val) < 0:
+            raise Conflict(f"{dn}: the value {rdn_val!r} is part of the entry's name",
+                           result="notAllowedOnRDN", dn=dn)
+        # The mock applies half a failed modify and fails on a case-differing delete:
+        # send the values exactly as stored, and restore the entry if it fails anyway.
+        changes: dict[str, list[tuple[str, list[bytes]]]] = {}
+        for mod in mods:
+            attr = names.get(mod.attribute.lower(), mod.attribute)
+            values = [encode(v) for v in mod.values]
+            if mod.op == "delete" and mod.values:
+                have = [decode(attr, v) for v in stored.get(attr, [])]
+                values = [encode(have[_index_of(attr, have, v)]) for v in mod.values]
+            op = {"add": ldap3.MODIFY_ADD, "delete": ldap3.MODIFY_DELETE,
+                  "replace": ldap3.MODIFY_REPLACE}[mod.op]
+            changes.setdefault(attr, []).append((op, values))
+        before = copy.deepcopy(stored)
+        try:
+            ok = self.connection.modify(key, changes)
+        except Exception as exc:  # the mock raises ValueError on some deletes
+            self._dit[key] = before
+            raise DirectoryError(f"{dn}: modify failed in the in-memory directory: {exc}",
+                                 dn=dn) from None
+        if not ok:
+            self._dit[key] = before
+            result = self.connection.result or {}
+            raise _error_for(dn, result)
+        self.dirty = True
+
+    def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
+        key = dnu.normalize(dn)
+        if key in self._dit and key not in self._implied:
+            raise EntryExists(f"{dn}: an entry with that name already exists",
+                              result="entryAlreadyExists", dn=dn)
+        parent = dnu.parent(key)
+        if parent and parent not in self._dit:
+            raise NoSuchEntry(f"{dn}: the parent {parent} does not exist",
+                              result="noSuchObject", dn=dn)
+        state = apply_mods(dn, {}, [_Mod("add", a, tuple(v)) for a, v in attributes.items()])
+        names = {a.lower(): a for a in attributes}
+        rdn_attr, rdn_val = dnu.split(key)[0]
+        rdn_values = state.setdefault(rdn_attr.lower(), [])
+        names.setdefault(rdn_attr.lower(), rdn_attr)
+        if _index_of(rdn_attr, rdn_values, rdn_val) < 0:
+            rdn_values.append(rdn_val)
+        self._store(key, {names[k]: v for k, v in state.items()})
+        self._implied.discard(key)
+        if key not in self._order_set:
+            self._order.append(key)
+        self.dirty = True
+
+    @property
+    def _order_set(self) -> set[str]:
+        return set(self._order)
+
+    def _store(self, key: str, values: Mapping[str, Sequence[Value]]) -> None:
+        entry = CaseInsensitiveDict()
+        for name, vals in values.items():
+            entry[name] = [encode(v) for v in vals]
+        entry["entryDN"] = [key.encode("utf-8")]
+        self._dit[key] = entry
+
+    def _children(self, key: str) -> list[str]:
+        suffix = "," + key.lower()
+        return [k for k in self._dit.keys() if k.lower().endswith(suffix)]
+
+    def delete(self, dn: str) -> None:
+        key = self._require(dn)
+        if self._children(key):
+            raise DirectoryError(f"{dn}: the entry has children", result="notAllowedOnNonLeaf",
+                                 dn=dn)
+        del self._dit[key]
+        self._order = [k for k in self._order if k != key]
+        self.dirty = True
+
+    def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        """Move the entry and its subtree; DN references follow, as on AD."""
+        key = self._require(dn)
+        parent = dnu.normalize(new_superior) if new_superior else dnu.parent(key)
+        if new_superior and (parent not in self._dit):
+            raise NoSuchEntry(f"{dn}: the new parent {new_superior} does not exist",
+                              result="noSuchObject", dn=dn)
+        new_key = dnu.join(new_rdn, parent)
+        if dnu.key(new_key) == dnu.key(key):
+            if new_key == key:
+                return key
+        elif new_key in self._dit and new_key not in self._implied:
+            raise EntryExists(f"{dn}: cannot rename onto {new_key}: it exists",
+                              result="entryAlreadyExists", dn=dn)
+        if dnu.is_within(parent, key):
+            raise DirectoryError(f"{dn}: cannot move an entry below itself",
+                                 result="unwillingToPerform", dn=dn)
+        moved = [key] + self._children(key)
+        tail = len(key)
+        renames: dict[str, str] = {key: new_key}
+        for old in moved[1:]:
+            renames[old] = old[: len(old) - tail] + new_key
+        entries = {old: self._dit.pop(old) for old in moved}
+        for old, entry in entries.items():
+            entry["entryDN"] = [renames[old].encode("utf-8")]
+            self._dit[renames[old]] = entry
+        # the renamed entry's naming attribute: old RDN value out, new one in
+        target = self._dit[new_key]
+        old_attr, old_val = dnu.split(key)[0]
+        new_attr, new_val = dnu.split(new_key)[0]
+        if old_attr in target:
+            kept = [v for v in target[old_attr] if not values_equal(old_attr, decode(old_attr, v),
+                                                                    old_val)]
+            if kept:
+                target[old_attr] = kept
+            else:
+                del target[old_attr]
+        values = target[new_attr] if new_attr in target else []
+        if _index_of(new_attr, [decode(new_attr, v) for v in values], new_val) < 0:
+            target[new_attr] = list(values) + [new_val.encode("utf-8")]
+        self._order = [renames.get(k, k) for k in self._order]
+        self._implied = {renames.get(k, k) for k in self._implied}
+        self._rewrite_references(key, new_key)
+        self.dirty = True
+        return new_key
+
+    def _rewrite_references(self, old: str, new: str) -> None:
+        """AD's behaviour: DN-valued attributes pointing into a renamed subtree follow it."""
+        dn_attrs = schema.dn_attributes()
+        marker = dnu.rdn_value(old).lower().encode("utf-8")
+        for entry in self._dit.values():
+            for name in list(entry.keys()):
+                if name.lower() not in dn_attrs:
+                    continue
+                values = entry[name]
+                changed = False
+                out: list[bytes] = []
+                for raw in values:
+                    if marker in raw.lower() or marker in _unescaped_lower(raw):
+                        text = raw.decode("utf-8", "replace")
+                        try:
+                            if dnu.is_within(text, old):
+                                raw = dnu.rebase(text, old, new).encode("utf-8")
+                                changed = True
+                        except InputError:
+                            pass
+                    out.append(raw)
+                if changed:
+                    entry[name] = out
+
+    def save(self) -> None:
+        """Rewrite the LDIF file atomically: temp file, fsync, rename."""
+        save_ldif(self, self.path)
+        self.dirty = False
+
+    def iter_stored(self) -> Iterator[tuple[str, dict[str, list[Value]]]]:
+        """Every entry the file holds (implied parents aside), parents before children."""
+        position = {k: i for i, k in enumerate(self._order)}
+        keys = [k for k in self._dit.keys() if k != "cn=schema" and k not in self._implied]
+        keys.sort(key=lambda k: (dnu.depth(k), position.get(k, len(position))))
+        for k in keys:
+            stored = self._dit[k]
+            yield k, {name: [decode(name, v) for v in raw] for name, raw in stored.items()
+                      if name.lower() != "entrydn"}
+
+    def close(self) -> None:
+        try:
+            self.connection.unbind()
+        except Exception:
+            pass
+
+
+def _unescaped_lower(raw: bytes) -> bytes:
+    return raw.replace(b"\\", b"").lower()
+
+
+def _within_fast(key: str, base: str) -> bool:
+    k, b = key.lower(), base.lower()
+    return k == b or k.endswith("," + b)
+
+
+@dataclass
+class _Mod:
+    op: str
+    attribute: str
+    values: tuple[Value, ...] = field(default_factory=tuple)
+
+
+def _error_for(dn: str, result: Mapping[str, object]) -> DirectoryError:
+    name = str(result.get("description") or "error")
+    message = str(result.get("message") or "").strip()
+    text = f"{dn}: {plain(name)}" + (f" ({message})" if message else "")
+    if name in ("noSuchAttribute", "attributeOrValueExists", "constraintViolation",
+                "notAllowedOnRDN"):
+        return Conflict(text, result=name, dn=dn)
+    if name == "noSuchObject":
+        return NoSuchEntry(text, result=name, dn=dn)
+    if name == "entryAlreadyExists":
+        return EntryExists(text, result=name, dn=dn)
+    return DirectoryError(text, result=name, dn=dn)
+
+
+# --------------------------------------------------------------------------------------
+# Loading and saving LDIF files
+# --------------------------------------------------------------------------------------
+
+def _needs_base64(value: str) -> bool:
+    if not value:
+        return False
+    if value[0] in " :<" or value[-1] == " ":
+        return True
+    return any(ord(c) > 126 or c in "\0\r\n" for c in value)
+
+
+def save_ldif(directory: LdifDirectory, path: str) -> None:
+    """Write every entry to path atomically (same folder temp file, fsync, rename)."""
+    import ldif as ldif_pkg
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".exdir-", suffix=".ldif", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"version: 1\n\n")
+            writer = ldif_pkg.LDIFWriter(fh, cols=76)
+            for key, values in directory.iter_stored():
+                record: dict[str, list[bytes | str]] = {}
+                for name, vals in values.items():
+                    record[name] = [v if isinstance(v, bytes) or not _needs_base64(v)
+                                    else v.encode("utf-8") for v in vals]
+                writer.unparse(key if not _needs_base64(key) else key, record)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        os.replace(tmp, path)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str, list[Value]]]]:
+    """Entry records of an export (ldifde and friends) as (plain DN, values)."""
+    import binascii
+
+    import ldif as ldif_pkg
+
+    class _ExportParser(ldif_pkg.LDIFParser):  # type: ignore[misc]
+        def _check_dn(self, dn: str | None, attr_value: str) -> None:
+            if dn is not None:
+                self._error("two dn: lines in one record")
+            dnu.split(attr_value)  # InputError if malformed; extended form accepted
+
+    parser = _ExportParser(stream, strict=True)
+    try:
+        for dn_text, record in parser.parse():
+            if dn_text is None:
+                if record:
+                    raise InputError("a record without a dn: line", source=source,
+                                     line=parser.line_counter)
+                continue  # `version: 1`
+            changetype = record.pop("changetype", None)
+            if changetype and [str(c).lower() for c in changetype] != ["add"]:
+                raise InputError(f"{dn_text}: changetype {changetype[0]} in an export "
+                                 "(use `exdir apply` for change files)", source=source,
+                                 line=parser.line_counter)
+            values: dict[str, list[Value]] = {}
+            for name, vals in record.items():
+                out: list[Value] = []
+                for v in vals:
+                    if schema.is_binary(name) and isinstance(v, str):
+                        v = v.encode("utf-8")
+                    out.append(v)
+                values[name] = out
+            yield dnu.normalize(dn_text), values
+    except InputError as exc:
+        if exc.line is None:
+            raise InputError(exc.message, source=source, line=parser.line_counter) from None
+        raise
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise InputError(f"malformed LDIF: {exc}", source=source,
+                         line=parser.line_counter) from None
+
+
+def _domain_root(keys: Iterable[str]) -> str:
+    """The most common all-DC suffix of the DNs: the forest/domain root."""
+    counts: dict[str, int] = {}
+    for k in keys:
+        parts = dnu.split(k)
+        i = len(parts)
+        while i > 0 and parts[i - 1][0].lower() == "dc":
+            i -= 1
+        if i < len(parts):
+            root = dnu.build(parts[i:])
+            counts[root] = counts.get(root, 0) + 1
+    if not counts:
+        return ""
+    return max(counts.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+
+
+def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
+    """Load an LDIF export into ldap3's in-memory server.
+
+    Accepts what ldifde writes: `changetype: add` lines, folding, base64, children
+    before parents, partial exports (missing parents are implied and reported),
+    extended-form DNs, attributes no schema knows (kept as opaque strings).
+    """
+    try:
+        stream = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read LDIF file: {exc.strerror}", source=path) from None
+    with stream:
+        records: list[tuple[str, dict[str, list[Value]]]] = []
+        seen: set[str] = set()
+        for key, values in _read_export(stream, path):
+            if key.lower() in seen:
+                raise InputError(f"{key} appears twice", source=path)
+            seen.add(key.lower())
+            records.append((key, values))
+    unknown_attrs = sorted({name for _, vals in records for name in vals
+                            if not schema.known_to_mock(name) and name.lower() != "objectclass"},
+                           key=str.lower)
+    unknown_classes = sorted({str(c) for _, vals in records
+                              for c in next((v for n, v in vals.items()
+                                             if n.lower() == "objectclass"), [])
+                              if not schema.known_class(str(c))}, key=str.lower)
+    if unknown_attrs:
+        warn(f"{path}: kept as opaque values (no schema we ship knows them): "
+             + ", ".join(unknown_attrs))
+    if unknown_classes:
+        warn(f"{path}: unknown object classes kept as they are: " + ", ".join(unknown_classes))
+    dsa, sch = schema.ldap3_schema(unknown_attrs, unknown_classes)
+    server = Server.from_definition("exdir-ldif", dsa, sch)
+    connection = Connection(server, user="cn=exdir", password="exdir", client_strategy=MOCK_SYNC,
+                            raise_exceptions=False)
+    connection.bind()
+    dit = connection.server.dit
+    order: list[str] = []
+    records.reverse()
+    while records:  # pop as we go: the file's data is never held twice
+        key, values = records.pop()
+        entry = CaseInsensitiveDict()
+        for name, vals in values.items():
+            entry[name] = [encode(v) for v in vals]
+        rdn_attr, rdn_val = dnu.split(key)[0]
+        if rdn_attr not in entry:
+            entry[rdn_attr] = [rdn_val.encode("utf-8")]
+        entry["entryDN"] = [key.encode("utf-8")]
+        dit[key] = entry
+        order.append(key)
+    domain = _domain_root(order)
+    implied: set[str] = set()
+    for key in order:
+        for anc in dnu.ancestors(key):
+            if anc in dit or not dnu.is_within(anc, domain) or anc in implied:
+                continue
+            implied.add(anc)
+    for anc in sorted(implied, key=dnu.depth):
+        attr, val = dnu.split(anc)[0]
+        entry = CaseInsensitiveDict()
+        entry[attr] = [val.encode("utf-8")]
+        entry["objectClass"] = [b"top"]
+        entry["entryDN"] = [anc.encode("utf-8")]
+        dit[anc] = entry
+    if implied:
+        shown = sorted(implied, key=dnu.depth)
+        warn(f"{path}: {len(shown)} parent entries not in the file were implied: "
+             + "; ".join(shown[:5]) + (" …" if len(shown) > 5 else ""))
+    config = next((k for k in dit.keys() if dnu.key(k) == dnu.key("CN=Configuration," + domain)),
+                  "CN=Configuration," + domain if domain else "")
+    schema_nc = "CN=Schema," + config if config else None
+    naming = NamingContexts(domain=domain, configuration=config,
+                            schema=schema_nc if schema_nc and schema_nc in dit else None,
+                            all=tuple(x for x in (domain, config) if x))
+    return LdifDirectory(path, connection, order, implied, naming)
+
+
+# ======================================================================================
+# A real LDAP server
+# ======================================================================================
+
+class LdapDirectory(Directory):
+    """A real server through ldap3 SYNC; the server enforces the rules itself."""
+
+    backend = "ldap"
+
+    def __init__(self, url: str, connection: Connection) -> None:
+        self.url = url
+        self.connection = connection
+        info = connection.server.info
+        other = dict(info.other) if info is not None else {}
+        caps = {str(c) for c in other.get("supportedCapabilities", [])}
+        self.is_active_directory = AD_CAPABILITY in caps and AD_LDS_CAPABILITY not in caps
+        contexts = [str(c) for c in (info.naming_contexts if info is not None else []) or []]
+        default = _first(other.get("defaultNamingContext"))
+        config = _first(other.get("configurationNamingContext"))
+        schema_nc = _first(other.get("schemaNamingContext"))
+        if not default:
+            plain_contexts = [c for c in contexts if not c.lower().startswith("cn=")]
+            default = plain_contexts[0] if plain_contexts else (contexts[0] if contexts else "")
+        if not config and default:
+            config = "CN=Configuration," + default
+        self.naming = NamingContexts(domain=dnu.normalize(default) if default else "",
+                                     configuration=dnu.normalize(config) if config else "",
+                                     schema=schema_nc, all=tuple(contexts))
+
+    def describe(self) -> str:
+        kind = "Active Directory" if self.is_active_directory else "LDAP server"
+        return f"{kind} at {self.url}"
+
+    def _raise(self, dn: str) -> None:
+        raise _error_for(dn, self.connection.result or {})
+
+    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
+               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
+        base_dn = base or self.naming.domain
+        try:
+            results = self.connection.extend.standard.paged_search(
+                base_dn, filter, search_scope=_SCOPES[scope],
+                attributes=_attributes_arg(attributes), paged_size=PAGE_SIZE, generator=True)
+            for item in results:
+                if item.get("type") == "searchResEntry":
+                    yield _entry_from_response(item)
+        except LDAPException as exc:
+            raise DirectoryError(f"search under {base_dn} failed: {exc}") from None
+        result = self.connection.result or {}
+        if result.get("description") not in (None, "success", "noSuchObject"):
+            raise _error_for(base_dn, result)
+
+    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
+        try:
+            ok = self.connection.search(dn, "(objectClass=*)", search_scope=BASE,
+                                        attributes=_attributes_arg(attributes))
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: read failed: {exc}") from None
+        if not ok:
+            if (self.connection.result or {}).get("description") == "noSuchObject":
+                return None
+            self._raise(dn)
+        for item in self.connection.response or []:
+            if item.get("type") == "searchResEntry":
+                return _entry_from_response(item)
+        return None
+
+    def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
+                  ) -> dict[str, Entry]:
+        """Bulk read: OR-filters of up to 100 DNs per search, one search per partition."""
+        wanted = {dnu.key(d): d for d in dns}
+        out: dict[str, Entry] = {}
+        if not wanted:
+            return out
+        dn_attr = "distinguishedName" if self.is_active_directory else "entryDN"
+        bases = sorted({c for c in self.naming.all} | {self.naming.domain}, key=len, reverse=True)
+        groups: dict[str, list[str]] = {}
+        for k, d in wanted.items():
+            base = next((b for b in bases if b and dnu.is_within(d, b)), None)
+            if base is None:
+                entry = self.read(d, attributes)
+                if entry is not None:
+                    out[k] = entry
+                continue
+            groups.setdefault(base, []).append(d)
+        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        for base, members in groups.items():
+            for i in range(0, len(members), 100):
+                chunk = members[i:i + 100]
+                flt = "(|" + "".join(f"({dn_attr}={escape_filter_chars(dnu.normalize(d))})"
+                                     for d in chunk) + ")"
+                for entry in self.search(base, flt, attrs):
+                    k = dnu.key(entry.dn)
+                    if k in wanted:
+                        out[k] = entry
+        return out
+
+    def modify(self, dn: str, mods: Sequence[ModLike]) -> None:
+        changes: dict[str, list[tuple[str, list[bytes]]]] = {}
+        for mod in mods:
+            op = {"add": ldap3.MODIFY_ADD, "delete": ldap3.MODIFY_DELETE,
+                  "replace": ldap3.MODIFY_REPLACE}[mod.op]
+            changes.setdefault(mod.attribute, []).append((op, [encode(v) for v in mod.values]))
+        try:
+            ok = self.connection.modify(dn, changes)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: modify failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+
+    def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
+        attrs = {k: [encode(v) for v in vals] for k, vals in attributes.items()}
+        classes = attrs.pop("objectClass", None) or attrs.pop("objectclass", None)
+        try:
+            ok = self.connection.add(dn, [c.decode() for c in classes] if classes else None, attrs)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: add failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+
+    def delete(self, dn: str) -> None:
+        try:
+            ok = self.connection.delete(dn)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: delete failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+
+    def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        try:
+            ok = self.connection.modify_dn(dn, new_rdn, delete_old_dn=True,
+                                           new_superior=new_superior)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: rename failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+        return dnu.join(new_rdn, new_superior or dnu.parent(dn))
+
+    def close(self) -> None:
+        try:
+            self.connection.unbind()
+        except Exception:
+            pass
+
+
+def _first(value: object) -> str | None:
+    if isinstance(value, (list, tuple)):
+        return str(value[0]) if value else None
+    return str(value) if value else None
+
+
+def read_password(password_file: str | None, environ: Mapping[str, str] = os.environ
+                  ) -> str | None:
+    """The bind password from a file (one trailing newline ignored) or EXDIR_PASSWORD."""
+    if password_file:
+        try:
+            with open(password_file, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise InputError(f"cannot read password file: {exc.strerror}",
+                             source=password_file) from None
+        return text[:-1] if text.endswith("\n") else text
+    return environ.get("EXDIR_PASSWORD")
+
+
+def open_url(url: str, bind_dn: str | None = None, password: str | None = None, *,
+             starttls: bool = False, ca_file: str | None = None, insecure: bool = False,
+             timeout: int = 10) -> LdapDirectory:
+    """Connect and bind; ldaps and StartTLS verify the server's certificate unless insecure."""
+    import ssl
+
+    from ldap3 import DSA, Tls
+
+    tls = None
+    if url.lower().startswith("ldaps://") or starttls:
+        tls = Tls(validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
+                  ca_certs_file=ca_file)
+    try:
+        server = Server(url, get_info=DSA, tls=tls, connect_timeout=int(timeout))
+        connection = Connection(server, user=bind_dn, password=password,
+                                auto_referrals=False, raise_exceptions=False,
+                                receive_timeout=int(timeout * 6))
+        connection.open(read_server_info=False)
+        if connection.closed:
+            raise ConnectionFailed(f"cannot reach {url}")
+        if starttls and not connection.start_tls(read_server_info=False):
+            raise ConnectionFailed(f"{url}: StartTLS failed")
+        if bind_dn or password:
+            if not connection.bind(read_server_info=False):
+                result = connection.result or {}
+                raise ConnectionFailed(
+                    f"{url}: bind as {bind_dn} refused: {plain(str(result.get('description')))}")
+        connection.refresh_server_info()
+    except ConnectionFailed:
+        raise
+    except LDAPException as exc:
+        raise ConnectionFailed(f"cannot reach {url}: {exc}") from None
+    return LdapDirectory(url, connection)

@@ -1,0 +1,314 @@
+"""Read LDIF change records into a Plan: `exdir apply` of a dry run or an undo file.
+
+The `ldif` package reads entry records only, so this reader is ours.  It takes
+what exdir.ldif_out writes and what administrators write by hand or get from
+ldifde: a `version: 1` line, comments (those directly before a record are its
+reason), folded lines, base64 values, CRLF line ends, and change records add,
+delete, modify (add/delete/replace blocks, the last `-` optional) and
+modrdn/moddn.  A record without a changetype is an entry, read as an add.
+
+Anything malformed is an InputError naming the line, before a single change is
+made: a plan file is either read whole or refused.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar, cast
+
+from .errors import InputError
+from .plan import (Add, Change, Delete, InvalidChange, Mod, Modify, ModOp, Plan, Rename, Value,
+                   canonical_dn)
+
+T = TypeVar("T")
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.;-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One logical (unfolded) line and the 1-based number of its first physical line."""
+
+    number: int
+    text: str
+
+    @property
+    def comment(self) -> bool:
+        return self.text.startswith("#")
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """`name: value` of one line; value is bytes where the line was base64."""
+
+    number: int
+    name: str
+    value: str | bytes
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, line: int, message: str) -> InputError:
+        return InputError(message, source=self.source, line=line)
+
+    # -- lines --------------------------------------------------------------------
+
+    def logical_lines(self, text: str) -> list[_Line | None]:
+        """Unfolded lines; None stands for a blank line (a record separator)."""
+        out: list[_Line | None] = []
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        physical = text.split("\n")
+        if physical and physical[-1] == "":
+            physical.pop()
+        for number, raw in enumerate(physical, start=1):
+            line = raw[:-1] if raw.endswith("\r") else raw
+            if "\r" in line:
+                raise self.error(number, "a carriage return inside a line (base64-encode such values)")
+            if line.startswith(" "):
+                previous = out[-1] if out else None
+                if previous is None:
+                    raise self.error(number, "a continuation line (starting with a space) "
+                                             "with no line before it to continue")
+                out[-1] = _Line(previous.number, previous.text + line[1:])
+            elif line == "":
+                out.append(None)
+            else:
+                out.append(_Line(number, line))
+        return out
+
+    def field(self, line: _Line) -> _Field:
+        """Split `name: value`, `name:: base64` or `name:< url` (refused)."""
+        text = line.text
+        m = _NAME.match(text)
+        if m is None or m.end() >= len(text) or text[m.end()] != ":":
+            raise self.error(line.number, f"expected 'attribute: value', found {_show(text)}")
+        name = m.group(0)
+        rest = text[m.end() + 1:]
+        if rest.startswith(":"):
+            encoded = rest[1:].strip(" ")
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise self.error(line.number, f"{name}: invalid base64 value") from None
+            return _Field(line.number, name, raw)
+        if rest.startswith("<"):
+            raise self.error(line.number, f"{name}: values read from URLs (':<') are not supported; "
+                                          "put the value in the file, base64-encoded if need be")
+        return _Field(line.number, name, rest.lstrip(" "))
+
+    def text_of(self, f: _Field) -> str:
+        """A field that must be text (DN, changetype...): base64 must decode as UTF-8."""
+        if isinstance(f.value, str):
+            return f.value
+        try:
+            return f.value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.error(f.number, f"{f.name}: the base64 value is not UTF-8 text") from None
+
+    # -- records ------------------------------------------------------------------
+
+    def records(self, lines: list[_Line | None]) -> list[tuple[str, list[_Line]]]:
+        """(reason, lines from `dn:` on) of every record; version and header comments dropped."""
+        blocks: list[list[_Line]] = [[]]
+        for line in lines:
+            if line is None:
+                if blocks[-1]:
+                    blocks.append([])
+            else:
+                blocks[-1].append(line)
+        out: list[tuple[str, list[_Line]]] = []
+        first = True
+        for block in blocks:
+            body = [ln for ln in block if not ln.comment]
+            if first and body and _is_version(body[0].text):
+                self.check_version(body[0])
+                block = block[block.index(body[0]) + 1:]
+                body = body[1:]
+            if body:
+                first = False
+            if not body:
+                continue  # comments only: a header, not a record
+            start = block.index(body[0])
+            reason_lines: list[str] = []
+            for ln in reversed(block[:start]):
+                reason_lines.insert(0, ln.text[1:].strip())
+            out.append((" ".join(reason_lines), block[start:]))
+        return out
+
+    def check_version(self, line: _Line) -> None:
+        value = line.text.split(":", 1)[1].strip()
+        if value != "1":
+            raise self.error(line.number, f"unsupported LDIF version {value!r} (only 'version: 1')")
+
+    def record(self, reason: str, block: list[_Line]) -> Change:
+        lines = [ln for ln in block if not ln.comment]
+        head = self.field(lines[0])
+        if head.name.lower() != "dn":
+            if _is_version(lines[0].text):
+                raise self.error(head.number, "'version:' must be the first line of the file")
+            raise self.error(head.number, f"expected 'dn:' to start a record, found '{head.name}:'")
+        dn = self.text_of(head)
+        self.build(head.number, lambda: canonical_dn(dn))
+        rest = lines[1:]
+        for ln in rest:
+            lowered = ln.text.lower()
+            if lowered.startswith("dn:"):
+                raise self.error(ln.number, "'dn:' inside a record: records must be separated "
+                                            "by a blank line")
+            if lowered.startswith("control:"):
+                raise self.error(ln.number, "LDAP controls in change records are not supported")
+        if not rest or _is_dash(rest[0]) or self.field(rest[0]).name.lower() != "changetype":
+            return self.add(dn, reason, head.number, rest)
+        ct = self.field(rest[0])
+        kind = self.text_of(ct).strip().lower()
+        body = rest[1:]
+        if kind == "add":
+            return self.add(dn, reason, head.number, body)
+        if kind == "delete":
+            if body:
+                raise self.error(body[0].number, "a delete record has no lines after "
+                                                 "'changetype: delete'")
+            return Delete(dn, reason)
+        if kind == "modify":
+            return self.modify(dn, reason, ct.number, body)
+        if kind in ("modrdn", "moddn"):
+            return self.rename(dn, reason, ct.number, body)
+        raise self.error(ct.number, f"unknown changetype {kind!r} "
+                                    "(add, delete, modify, modrdn or moddn)")
+
+    def add(self, dn: str, reason: str, number: int, body: list[_Line]) -> Add:
+        attributes: list[tuple[str, tuple[Value, ...]]] = []
+        for ln in body:
+            if _is_dash(ln):
+                raise self.error(ln.number, "'-' belongs in modify records, not in an add")
+            f = self.field(ln)
+            attributes.append((f.name, (f.value,)))
+        if not attributes:
+            raise self.error(number, "a record needs attributes (an entry to add) or a changetype")
+        return self.build(number, lambda: Add(dn, tuple(attributes), reason))
+
+    def modify(self, dn: str, reason: str, number: int, body: list[_Line]) -> Modify:
+        mods: list[Mod] = []
+        header: _Field | None = None
+        values: list[Value] = []
+
+        def close(header: _Field, values: list[Value]) -> None:
+            op = cast(ModOp, header.name.lower())
+            attribute = self.text_of(header).strip()
+            mods.append(self.build(header.number, lambda: Mod(op, attribute, tuple(values))))
+
+        for ln in body:
+            if _is_dash(ln):
+                if header is None:
+                    raise self.error(ln.number, "'-' with no 'add:', 'delete:' or 'replace:' "
+                                                "block to end")
+                close(header, values)
+                header, values = None, []
+                continue
+            f = self.field(ln)
+            if header is None:
+                op = f.name.lower()
+                if op not in ("add", "delete", "replace"):
+                    if op == "increment":
+                        raise self.error(f.number, "'increment:' is not supported")
+                    raise self.error(f.number, f"expected 'add:', 'delete:' or 'replace:' to start "
+                                               f"a modify block, found '{f.name}:'")
+                header = f
+                continue
+            attribute = self.text_of(header).strip()
+            if f.name.lower() != attribute.lower():
+                raise self.error(f.number, f"attribute '{f.name}' does not match the "
+                                           f"'{header.name}: {attribute}' line above "
+                                           "(is a '-' missing?)")
+            values.append(f.value)
+        if header is not None:
+            close(header, values)
+        return self.build(number, lambda: Modify(dn, tuple(mods), reason))
+
+    def rename(self, dn: str, reason: str, number: int, body: list[_Line]) -> Rename:
+        expected = ["newrdn", "deleteoldrdn", "newsuperior"]
+        got: dict[str, _Field] = {}
+        for ln in body:
+            if _is_dash(ln):
+                raise self.error(ln.number, "'-' belongs in modify records, not in a modrdn")
+            f = self.field(ln)
+            name = f.name.lower()
+            if name not in expected or name in got:
+                raise self.error(f.number, f"unexpected '{f.name}:' in a modrdn record "
+                                           "(newrdn, deleteoldrdn, then optionally newsuperior)")
+            if expected.index(name) != len(got):
+                raise self.error(f.number, f"expected '{expected[len(got)]}:', found '{f.name}:'")
+            got[name] = f
+        if "newrdn" not in got:
+            raise self.error(number, "a modrdn record needs 'newrdn:'")
+        if "deleteoldrdn" not in got:
+            raise self.error(got["newrdn"].number, "a modrdn record needs 'deleteoldrdn: 1'")
+        flag = got["deleteoldrdn"]
+        value = self.text_of(flag).strip()
+        if value == "0":
+            raise self.error(flag.number, "deleteoldrdn: 0 is not supported: exdir always removes "
+                                          "the old RDN value (deleteoldrdn: 1)")
+        if value != "1":
+            raise self.error(flag.number, f"deleteoldrdn must be 1, found {value!r}")
+        new_rdn = self.text_of(got["newrdn"]).strip()
+        superior = got.get("newsuperior")
+        new_superior = self.text_of(superior).strip() if superior is not None else None
+        if superior is not None and not new_superior:
+            raise self.error(superior.number, "newsuperior is empty")
+        at = superior.number if superior is not None else got["newrdn"].number
+        return self.build(at, lambda: Rename(dn, new_rdn, new_superior, reason))
+
+    def build(self, number: int, make: Callable[[], T]) -> T:
+        """Construct a change or block; its validation errors name `number`."""
+        try:
+            return make()
+        except InvalidChange as exc:
+            raise self.error(number, exc.message) from None
+
+
+def _is_dash(line: _Line) -> bool:
+    return line.text.rstrip(" ") == "-"
+
+
+def _is_version(text: str) -> bool:
+    return text.lower().startswith("version:")
+
+
+def _show(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def parse(text: str, source: str = "<plan>") -> Plan:
+    """The Plan an LDIF change file describes; InputError with the line number if malformed."""
+    reader = _Reader(source)
+    changes = [reader.record(reason, block)
+               for reason, block in reader.records(reader.logical_lines(text))]
+    return Plan(tuple(changes))
+
+
+def read_plan(path: str | Path) -> Plan:
+    """Read a plan file: UTF-8 (with or without BOM), or UTF-16 with BOM as ldifde -u writes."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError("not valid UTF-16 text", source=str(p)) from None
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise InputError("not UTF-8 text (base64-encode binary values)",
+                             source=str(p), line=line) from None
+    return parse(text, str(p))

@@ -1,0 +1,139 @@
+"""Render a Plan as LDIF change records: one renderer for dry runs and undo files.
+
+The output is RFC 2849 that both OpenLDAP's ldapmodify and Windows ldifde read:
+`version: 1` once; a `# reason` comment right before each record; `changetype:
+modrdn` (never moddn) with `deleteoldrdn: 1`; `-` after every modify block
+including the last; base64 (`attr:: `) for every value or DN that is not a plain
+printable-ASCII SAFE-STRING and for all bytes; `\\n` line ends; lines folded at 76
+characters.
+
+ldap3's LDIF producer (ldap3.protocol.rfc2849) was considered and not used: it
+writes `changetype: moddn` for renames without a new superior, reorders add
+records (objectClass first) and folds without caring where a line ends.
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+
+from .plan import Add, Change, Delete, Modify, Plan, Rename, Value, one_line
+
+WIDTH = 76
+"""Longest physical line written (comments with a longer word excepted)."""
+
+
+def _safe(text: str) -> bool:
+    """True where text may be written as is: printable ASCII, not starting with
+    space, ':' or '<', not ending with space (RFC 2849 SAFE-STRING, and stricter:
+    no control characters at all, so no tool can mangle it)."""
+    if not text:
+        return True
+    if text[0] in " :<" or text[-1] == " ":
+        return False
+    return all(" " <= c <= "~" for c in text)
+
+
+def value_line(name: str, value: Value) -> str:
+    """`name: value`, or `name:: base64` where the value is bytes or not safe as text.
+
+    An empty value is written `name:` (ldapmodify rejects an empty `name::`).
+    """
+    if isinstance(value, str) and _safe(value):
+        return f"{name}: {value}" if value else f"{name}:"
+    raw = value if isinstance(value, bytes) else value.encode("utf-8")
+    if not raw:
+        return f"{name}:"
+    return f"{name}:: {base64.b64encode(raw).decode('ascii')}"
+
+
+def fold(line: str, width: int = WIDTH) -> list[str]:
+    """Split a logical line into physical lines of at most `width` characters.
+
+    Continuation lines start with one space.  A break is moved left rather than
+    leave a physical line ending in a space, which editors like to strip.
+    """
+    if len(line) <= width:
+        return [line]
+    out: list[str] = []
+    rest = line
+    room = width
+    while len(rest) > room:
+        cut = room
+        while cut > 1 and rest[cut - 1] == " ":
+            cut -= 1
+        out.append(rest[:cut] if not out else " " + rest[:cut])
+        rest = rest[cut:]
+        room = width - 1
+    out.append(rest if not out else " " + rest)
+    return out
+
+
+def comment_lines(text: str, width: int = WIDTH) -> list[str]:
+    """`# text` wrapped at spaces into lines of at most `width` characters.
+
+    Comments are wrapped, never folded (not every reader continues a comment);
+    a reader joins the lines with one space.  A word longer than a line stays whole.
+    """
+    words = one_line(text).split(" ")
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        if not word:
+            continue
+        candidate = f"{current} {word}" if current else word
+        if current and len(candidate) + 2 > width:
+            lines.append("# " + current)
+            current = word
+        else:
+            current = candidate
+    if current:
+        lines.append("# " + current)
+    return lines
+
+
+def _record(change: Change) -> list[str]:
+    """The logical (unfolded) lines of one change record."""
+    lines = [value_line("dn", change.dn)]
+    if isinstance(change, Modify):
+        lines.append("changetype: modify")
+        for mod in change.mods:
+            lines.append(f"{mod.op}: {mod.attribute}")
+            lines.extend(value_line(mod.attribute, v) for v in mod.values)
+            lines.append("-")
+    elif isinstance(change, Rename):
+        lines.append("changetype: modrdn")
+        lines.append(value_line("newrdn", change.new_rdn))
+        lines.append("deleteoldrdn: 1")
+        if change.new_superior is not None:
+            lines.append(value_line("newsuperior", change.new_superior))
+    elif isinstance(change, Add):
+        lines.append("changetype: add")
+        for name, values in change.attributes:
+            lines.extend(value_line(name, v) for v in values)
+    elif isinstance(change, Delete):
+        lines.append("changetype: delete")
+    else:  # pragma: no cover - Plan admits only the four kinds
+        raise TypeError(f"not a change: {change!r}")
+    return lines
+
+
+def render_record(change: Change) -> str:
+    """One change record, its reason comment first, ending in a newline."""
+    lines = comment_lines(change.reason)
+    for line in _record(change):
+        lines.extend(fold(line))
+    return "\n".join(lines) + "\n"
+
+
+def render(plan: Plan | Iterable[Change], header: Sequence[str] = ()) -> str:
+    """The plan as an LDIF file: `version: 1`, optional header comments, then the records.
+
+    Header lines (e.g. what an undo file undoes) are comments set apart by a
+    blank line, so a reader does not take them for the first record's reason.
+    """
+    parts = ["version: 1\n"]
+    header_lines = [line for h in header for line in comment_lines(h)]
+    if header_lines:
+        parts.append("\n".join(header_lines) + "\n")
+    parts.extend(render_record(c) for c in plan)
+    return "\n".join(parts)

@@ -1,0 +1,593 @@
+"""The Plan: what a write command will do, as pure data with an exact inverse.
+
+Every write command builds a Plan, prints it as LDIF (exdir.ldif_out) and, with
+--apply, executes exactly that Plan; `exdir apply` reads one back
+(exdir.ldif_in).  Nothing here touches a directory: planners stay pure and every
+rule is a fast unit test.
+
+Values are canonical at construction so that equality is equality of meaning
+and `parse(render(plan)) == plan` holds: values of binary attributes are bytes,
+other values are str unless their bytes are not UTF-8; DNs keep their escapes
+and case but lose stray spaces around `,`, `+` and `=`; a reason is one line.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, TypeAlias
+
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
+
+from . import schema
+from .errors import InputError, Refused
+
+Value: TypeAlias = str | bytes
+"""An attribute value: bytes only for binary attributes or data that is not UTF-8."""
+
+Attributes: TypeAlias = tuple[tuple[str, tuple[Value, ...]], ...]
+"""An entry's attributes in order: ((name, values), ...), each name once."""
+
+ModOp: TypeAlias = Literal["add", "delete", "replace"]
+
+_OPS: frozenset[str] = frozenset(("add", "delete", "replace"))
+_SWAP: dict[str, ModOp] = {"add": "delete", "delete": "add"}
+_ATTRIBUTE_DESCRIPTION = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)(?:;[A-Za-z0-9-]+)*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidChange(InputError):
+    """A change that cannot exist (bad DN, bad attribute name, add without values)."""
+
+
+class NotInvertible(Refused):
+    """A plan whose undo cannot be computed from the plan alone; apply refuses it.
+
+    A `replace` or a value-less `delete` needs the values it overwrites
+    (Plan.resolve_replace), a Delete needs the entry it removes (Plan.resolve_deletes).
+    """
+
+
+# --- DNs ---------------------------------------------------------------------------
+
+RdnKey: TypeAlias = tuple[tuple[str, str], ...]
+DnKey: TypeAlias = tuple[RdnKey, ...]
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+
+
+def _unescape(value: str) -> str:
+    """The value an escaped RDN value stands for (`\\,` and `\\2C` both give `,`)."""
+    if "\\" not in value:
+        return value
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            if _HEX2.fullmatch(value, i + 1, i + 3):
+                raw.append(int(value[i + 1:i + 3], 16))
+                i += 3
+                continue
+            c = value[i + 1]
+            i += 1
+        raw += c.encode("utf-8", "surrogatepass")
+        i += 1
+    return raw.decode("utf-8", "replace")
+
+
+@lru_cache(maxsize=65536)
+def _split(dn: str) -> tuple[tuple[str, ...], DnKey]:
+    """(RDN texts leaf first, comparison key) of a DN; InvalidChange when malformed.
+
+    ldap3's parser rejects either spaces around separators (strip=False) or an
+    escaped trailing space (strip=True), so both are tried.  The texts keep the
+    DN's own escapes; the key is case-insensitive and escape-independent, as
+    Active Directory compares names.
+    """
+    if not isinstance(dn, str) or not dn.strip():
+        raise InvalidChange(f"empty or missing DN: {dn!r}")
+    try:
+        components = parse_dn(dn, strip=False)
+    except (LDAPInvalidDnError, IndexError, ValueError):
+        try:
+            components = parse_dn(dn, strip=True)
+        except (LDAPInvalidDnError, IndexError, ValueError) as exc:
+            raise InvalidChange(f"malformed DN {dn!r}: {exc}") from None
+    texts: list[str] = []
+    keys: list[RdnKey] = []
+    avas: list[str] = []
+    ava_keys: list[tuple[str, str]] = []
+    for attr, value, separator in components:
+        avas.append(f"{attr}={value}")
+        ava_keys.append((attr.lower(), _unescape(value).lower()))
+        if separator != "+":
+            texts.append("+".join(avas))
+            keys.append(tuple(sorted(ava_keys)))
+            avas, ava_keys = [], []
+    return tuple(texts), tuple(keys)
+
+
+def canonical_dn(dn: str) -> str:
+    """The DN as plans hold it: the same escapes and case, no spaces around separators."""
+    return ",".join(_split(dn)[0])
+
+
+def dn_key(dn: str) -> DnKey:
+    """A DN's comparison key: equal for names Active Directory treats as equal."""
+    return _split(dn)[1]
+
+
+def rdn_and_parent(dn: str) -> tuple[str, str]:
+    """(leaf RDN, parent DN) in canonical text; the parent of a one-RDN DN is ''."""
+    texts = _split(dn)[0]
+    return texts[0], ",".join(texts[1:])
+
+
+def _check_rdn(rdn: str) -> str:
+    texts = _split(rdn)[0]
+    if len(texts) != 1:
+        raise InvalidChange(f"new RDN {rdn!r} must be one RDN, not a DN")
+    return texts[0]
+
+
+# --- values and reasons ----------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _binary(attribute: str) -> bool:
+    base, *options = attribute.split(";")
+    return schema.is_binary(base) or any(o.lower() == "binary" for o in options)
+
+
+@lru_cache(maxsize=4096)
+def _case_exact(attribute: str) -> bool:
+    return _binary(attribute) or schema.is_case_exact(attribute.split(";")[0])
+
+
+def _check_attribute(attribute: str) -> str:
+    if not isinstance(attribute, str) or not _ATTRIBUTE_DESCRIPTION.match(attribute):
+        raise InvalidChange(f"invalid attribute name {attribute!r}")
+    return attribute
+
+
+def canonical_value(attribute: str, value: Value) -> Value:
+    """The one form a value has in a plan: bytes for binary attributes or non-UTF-8 data."""
+    if isinstance(value, bytes):
+        if _binary(attribute):
+            return value
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, str):
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidChange(f"{attribute}: value {value!r} is not valid Unicode") from None
+        return encoded if _binary(attribute) else value
+    raise InvalidChange(f"{attribute}: value {value!r} is neither text nor bytes")
+
+
+def _values(attribute: str, values: Sequence[Value]) -> tuple[Value, ...]:
+    if isinstance(values, (str, bytes)):
+        raise InvalidChange(f"{attribute}: values must be a sequence, not one {type(values).__name__}")
+    return tuple(canonical_value(attribute, v) for v in values)
+
+
+def _attributes(attributes: Sequence[tuple[str, Sequence[Value]]], what: str) -> Attributes:
+    """Attributes in order, each name once (case-insensitively), each with values."""
+    merged: dict[str, tuple[str, list[Value]]] = {}
+    for name, values in attributes:
+        _check_attribute(name)
+        slot = merged.setdefault(name.lower(), (name, []))
+        slot[1].extend(_values(name, values))
+    for name, values in merged.values():
+        if not values:
+            raise InvalidChange(f"{what}: attribute {name} has no values")
+    if not merged:
+        raise InvalidChange(f"{what}: an entry needs at least one attribute")
+    return tuple((name, tuple(values)) for name, values in merged.values())
+
+
+def value_key(attribute: str, value: Value) -> Value:
+    """How the directory compares a value: case-insensitively unless the schema says exact."""
+    value = canonical_value(attribute, value)
+    if _case_exact(attribute):
+        return value.encode("utf-8") if isinstance(value, str) else value
+    return value.lower() if isinstance(value, str) else value
+
+
+def one_line(reason: str) -> str:
+    """A reason as LDIF comments carry it: control characters and runs of spaces become one space."""
+    return " ".join(_CONTROL.sub(" ", reason).split())
+
+
+_UNDO = re.compile(r"undo:(?: |$)")
+
+
+def _undo_reason(reason: str) -> str:
+    """The reason of an inverse change: `undo: <reason>`, and back again.
+
+    Undo depth pairs up (0<->1, 2<->3...), so inverting twice gives the original
+    reason whatever text it holds.
+    """
+    depth, rest = 0, reason
+    while (m := _UNDO.match(rest)) is not None:
+        depth += 1
+        rest = rest[m.end():]
+    if depth % 2:
+        return reason[reason.index(":") + 1:].lstrip(" ")
+    return ("undo: " + reason).rstrip(" ")
+
+
+# --- changes -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Mod:
+    """One block of a modify record: add, delete or replace values of one attribute.
+
+    A delete with no values removes the whole attribute; a replace with none
+    removes it too.  An add needs at least one value.
+    """
+
+    op: ModOp
+    attribute: str
+    values: tuple[Value, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise InvalidChange(f"unknown modify operation {self.op!r} (add, delete or replace)")
+        _check_attribute(self.attribute)
+        object.__setattr__(self, "values", _values(self.attribute, self.values))
+        if self.op == "add" and not self.values:
+            raise InvalidChange(f"add: {self.attribute} needs at least one value")
+
+    @property
+    def needs_current(self) -> bool:
+        """True where the values this block overwrites are not in the plan."""
+        return self.op == "replace" or (self.op == "delete" and not self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Modify:
+    """Change attribute values of one entry, in the order of its blocks."""
+
+    dn: str
+    mods: tuple[Mod, ...]
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dn", canonical_dn(self.dn))
+        mods = tuple(self.mods)
+        if not all(isinstance(m, Mod) for m in mods):
+            raise InvalidChange(f"{self.dn}: mods must be Mod instances")
+        object.__setattr__(self, "mods", mods)
+        object.__setattr__(self, "reason", one_line(self.reason))
+
+    @property
+    def new_dn(self) -> str:
+        return self.dn
+
+    def is_noop(self) -> bool:
+        """True where applying the blocks to any entry holding the deleted values changes nothing.
+
+        A delete undone by an add of the same value (or the reverse) cancels, values
+        compared as the schema says; replaces and value-less deletes never cancel.
+        """
+        added: dict[str, set[Value]] = {}
+        removed: dict[str, set[Value]] = {}
+        for mod in self.mods:
+            if mod.needs_current:
+                return False
+            name = mod.attribute.lower()
+            plus, minus = added.setdefault(name, set()), removed.setdefault(name, set())
+            mine, theirs = (minus, plus) if mod.op == "delete" else (plus, minus)
+            for value in mod.values:
+                key = value_key(mod.attribute, value)
+                if key in theirs:
+                    theirs.remove(key)
+                elif key in mine:
+                    return False  # the same value twice: the step fails, it is not nothing
+                else:
+                    mine.add(key)
+        return not any(added.values()) and not any(removed.values())
+
+    def inverse(self) -> Modify:
+        for mod in self.mods:
+            if mod.needs_current:
+                raise NotInvertible(
+                    f"{self.dn}: '{mod.op}: {mod.attribute}' cannot be undone without the values it "
+                    "overwrites; resolve it against the directory first")
+        mods = tuple(Mod(_SWAP[m.op], m.attribute, m.values) for m in reversed(self.mods))
+        return Modify(self.dn, mods, _undo_reason(self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    """modrdn: give an entry a new RDN and, optionally, a new parent; the old RDN value goes."""
+
+    dn: str
+    new_rdn: str
+    new_superior: str | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dn", canonical_dn(self.dn))
+        object.__setattr__(self, "new_rdn", _check_rdn(self.new_rdn))
+        if self.new_superior is not None:
+            object.__setattr__(self, "new_superior", canonical_dn(self.new_superior))
+        object.__setattr__(self, "reason", one_line(self.reason))
+
+    @property
+    def new_dn(self) -> str:
+        parent = self.new_superior if self.new_superior is not None else rdn_and_parent(self.dn)[1]
+        return f"{self.new_rdn},{parent}" if parent else self.new_rdn
+
+    def inverse(self) -> Rename:
+        old_rdn, old_parent = rdn_and_parent(self.dn)
+        if self.new_superior is not None and not old_parent:
+            raise NotInvertible(f"{self.dn}: a top-level entry moved under a parent cannot be moved back")
+        return Rename(self.new_dn, old_rdn,
+                      old_parent if self.new_superior is not None else None,
+                      _undo_reason(self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """Create an entry with these attributes."""
+
+    dn: str
+    attributes: Attributes
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dn", canonical_dn(self.dn))
+        object.__setattr__(self, "attributes", _attributes(self.attributes, f"add {self.dn}"))
+        object.__setattr__(self, "reason", one_line(self.reason))
+
+    @property
+    def new_dn(self) -> str:
+        return self.dn
+
+    def inverse(self) -> Delete:
+        return Delete(self.dn, _undo_reason(self.reason), self.attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove a leaf entry; `old` is the entry as it was, which the inverse re-creates.
+
+    LDIF delete records carry no attributes, so a parsed Delete has old=None
+    until Plan.resolve_deletes fills it in.
+    """
+
+    dn: str
+    reason: str = ""
+    old: Attributes | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dn", canonical_dn(self.dn))
+        if self.old is not None:
+            object.__setattr__(self, "old", _attributes(self.old, f"delete {self.dn}"))
+        object.__setattr__(self, "reason", one_line(self.reason))
+
+    @property
+    def new_dn(self) -> str:
+        """The DN the entry had; after the change there is none."""
+        return self.dn
+
+    def inverse(self) -> Add:
+        if self.old is None:
+            raise NotInvertible(f"{self.dn}: a delete cannot be undone without the entry it removes")
+        return Add(self.dn, self.old, _undo_reason(self.reason))
+
+
+Change: TypeAlias = Modify | Rename | Add | Delete
+_CHANGE_TYPES = (Modify, Rename, Add, Delete)
+
+
+# --- helpers planners use ------------------------------------------------------------
+
+def replace_value(dn: str, attribute: str, old: Sequence[Value], new: Sequence[Value],
+                  reason: str) -> Modify:
+    """Change `old` values to `new` as `delete: old` then `add: new`.
+
+    Never LDAP's replace: a replay against a directory that changed since the
+    plan was made fails on the delete instead of overwriting the change.  No old
+    values: only the add (a value-less delete would remove the whole attribute).
+    """
+    mods: list[Mod] = []
+    if old:
+        mods.append(Mod("delete", attribute, tuple(old)))
+    if new:
+        mods.append(Mod("add", attribute, tuple(new)))
+    return Modify(dn, tuple(mods), reason)
+
+
+def add_values(dn: str, attribute: str, values: Sequence[Value], reason: str) -> Modify:
+    """Add values; the step fails if one is already there. No values: nothing to do."""
+    return Modify(dn, (Mod("add", attribute, tuple(values)),) if values else (), reason)
+
+
+def remove_values(dn: str, attribute: str, values: Sequence[Value], reason: str) -> Modify:
+    """Remove exactly these values; the step fails if one is missing. No values: nothing to do."""
+    return Modify(dn, (Mod("delete", attribute, tuple(values)),) if values else (), reason)
+
+
+# --- the plan ------------------------------------------------------------------------
+
+class _RenameTracker:
+    """Maps the DN a step addresses back to the DN its entry has before the plan.
+
+    Steps after a rename address entries by their new DNs (also entries below a
+    renamed one, which a non-leaf rename moves with it).  `located` holds, for the
+    current key of every renamed entry, its pre-plan RDN texts.
+    """
+
+    def __init__(self) -> None:
+        self.located: dict[DnKey, tuple[str, ...]] = {}
+
+    def origin(self, dn: str) -> str:
+        texts, key = _split(dn)
+        for i in range(len(key)):
+            found = self.located.get(key[i:])
+            if found is not None:
+                return ",".join(texts[:i] + found)
+        return dn
+
+    def _move(self, old: DnKey, new: DnKey | None) -> None:
+        n = len(old)
+        moved = {k: v for k, v in self.located.items() if len(k) >= n and k[len(k) - n:] == old}
+        for k in moved:
+            del self.located[k]
+        if new is not None:
+            for k, v in moved.items():
+                self.located[k[:len(k) - n] + new] = v
+
+    def step(self, change: Change) -> str:
+        origin = self.origin(change.dn)
+        if isinstance(change, Rename):
+            new_key = dn_key(change.new_dn)
+            self._move(dn_key(change.dn), new_key)
+            self.located[new_key] = _split(origin)[0]
+        elif isinstance(change, Delete):
+            self._move(dn_key(change.dn), None)
+        return origin
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An ordered tuple of changes; modifies that change nothing are dropped."""
+
+    changes: tuple[Change, ...] = ()
+
+    def __post_init__(self) -> None:
+        changes = tuple(self.changes)
+        for c in changes:
+            if not isinstance(c, _CHANGE_TYPES):
+                raise TypeError(f"not a change: {c!r}")
+        object.__setattr__(self, "changes", tuple(
+            c for c in changes if not (isinstance(c, Modify) and c.is_noop())))
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+    def inverse(self) -> Plan:
+        """The plan that undoes this one: each change inverted, newest first.
+
+        Raises NotInvertible (naming the step) for a replace, a value-less delete or a
+        Delete without its old entry: resolve those against the directory first.
+        """
+        inverted: list[Change] = []
+        for number, change in enumerate(reversed(self.changes)):
+            try:
+                inverted.append(change.inverse())
+            except NotInvertible as exc:
+                step = len(self.changes) - number
+                raise NotInvertible(f"step {step}: {exc.message}") from None
+        return Plan(tuple(inverted))
+
+    def origins(self) -> tuple[str, ...]:
+        """For each change, the DN its entry has before the plan runs (renames tracked)."""
+        tracker = _RenameTracker()
+        return tuple(tracker.step(c) for c in self.changes)
+
+    def targets(self) -> tuple[str, ...]:
+        """The entries the plan touches, by their DNs before it runs, each once, in order.
+
+        What apply re-reads before the first write: a step after a rename addresses
+        its entry by the new DN, which is traced back through the renames here.
+        """
+        seen: set[DnKey] = set()
+        out: list[str] = []
+        for dn in self.origins():
+            key = dn_key(dn)
+            if key not in seen:
+                seen.add(key)
+                out.append(dn)
+        return tuple(out)
+
+    def resolve_replace(self, current: Callable[[str, str], Sequence[Value]]) -> Plan:
+        """The plan with each replace and value-less delete spelled out as delete-old/add-new.
+
+        current(dn, attribute) gives an attribute's values in the directory before the
+        plan runs, `dn` being the entry's DN before the plan (see origins()).  Earlier
+        steps of this plan on the same attribute are taken into account.  A replace
+        that would change nothing disappears.
+        """
+        if not any(isinstance(c, Modify) and any(m.needs_current for m in c.mods)
+                   for c in self.changes):
+            return self
+        origins = self.origins()
+        # Only attributes that some replace needs are tracked through the plan.
+        wanted = {(dn_key(o), m.attribute.lower()) for c, o in zip(self.changes, origins)
+                  if isinstance(c, Modify) for m in c.mods if m.needs_current}
+        state: dict[tuple[DnKey, str], list[Value]] = {}
+
+        def values_of(origin: str, key: DnKey, attribute: str) -> list[Value]:
+            slot = (key, attribute.lower())
+            if slot not in state:
+                state[slot] = [canonical_value(attribute, v) for v in current(origin, attribute)]
+            return state[slot]
+
+        out: list[Change] = []
+        for change, origin in zip(self.changes, origins):
+            key = dn_key(origin)
+            if isinstance(change, Add):
+                for name, vals in change.attributes:
+                    if (key, name.lower()) in wanted:
+                        state[(key, name.lower())] = list(vals)
+            elif isinstance(change, Delete):
+                for slot in [s for s in wanted if s[0] == key]:
+                    state[slot] = []
+            if not isinstance(change, Modify):
+                out.append(change)
+                continue
+            mods: list[Mod] = []
+            for mod in change.mods:
+                tracked = (key, mod.attribute.lower()) in wanted
+                held = values_of(origin, key, mod.attribute) if tracked else []
+                if mod.needs_current:
+                    if held:
+                        mods.append(Mod("delete", mod.attribute, tuple(held)))
+                    new = mod.values if mod.op == "replace" else ()
+                    if new:
+                        mods.append(Mod("add", mod.attribute, new))
+                    held[:] = list(new)
+                else:
+                    mods.append(mod)
+                    if tracked:
+                        _apply_values(held, mod)
+            out.append(Modify(change.dn, tuple(mods), change.reason))
+        return Plan(tuple(out))
+
+    def resolve_deletes(self, current: Callable[[str], Attributes | None]) -> Plan:
+        """The plan with each Delete carrying the entry it removes, so it can be undone.
+
+        current(dn) gives the entry's attributes before the plan runs (dn as in
+        origins()); None where it does not exist, which leaves the Delete as it is.
+        """
+        if not any(isinstance(c, Delete) and c.old is None for c in self.changes):
+            return self
+        out: list[Change] = []
+        for change, origin in zip(self.changes, self.origins()):
+            if isinstance(change, Delete) and change.old is None:
+                old = current(origin)
+                if old is not None:
+                    change = Delete(change.dn, change.reason, old)
+            out.append(change)
+        return Plan(tuple(out))
+
+
+def _apply_values(held: list[Value], mod: Mod) -> None:
+    """Apply an add or a delete-of-values block to a list of values (schema comparison)."""
+    if mod.op == "add":
+        held.extend(mod.values)
+        return
+    gone = {value_key(mod.attribute, v) for v in mod.values}
+    held[:] = [v for v in held if value_key(mod.attribute, v) not in gone]

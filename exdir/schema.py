@@ -1,0 +1,391 @@
+"""The Exchange schema subset exdir knows: one source for every backend.
+
+Exchange's own attributes and classes are defined here once, with Microsoft's
+OIDs.  The Active Directory base attributes and classes our data needs come from
+the AD 2012 R2 schema that ldap3 ships (Microsoft's definitions, not ours).
+From these two sources we build:
+
+- ldap3's offline AD schema extended with the Exchange definitions (MOCK_SYNC);
+- an OpenLDAP cn=config schema entry, so a lab slapd holds the same data;
+- the facts the Directory needs: which attributes hold DNs, which are binary,
+  which are single-valued, how values compare.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Literal
+
+from ldap3.protocol.rfc4512 import DsaInfo, SchemaInfo
+from ldap3.protocol.schemas.ad2012R2 import ad_2012_r2_dsa_info, ad_2012_r2_schema
+from ldap3.protocol.schemas.slapd24 import slapd_2_4_schema
+
+Kind = Literal["dn", "string", "integer", "boolean", "octets"]
+
+# LDAP syntax OIDs (RFC 4517) and the AD-specific ones ldap3's AD schema uses.
+SYNTAX_DN = "1.3.6.1.4.1.1466.115.121.1.12"
+SYNTAX_STRING = "1.3.6.1.4.1.1466.115.121.1.15"
+SYNTAX_INTEGER = "1.3.6.1.4.1.1466.115.121.1.27"
+SYNTAX_BOOLEAN = "1.3.6.1.4.1.1466.115.121.1.7"
+SYNTAX_OCTETS = "1.3.6.1.4.1.1466.115.121.1.40"
+SYNTAX_TELETEX_AD = "1.2.840.113556.1.4.905"  # String(Teletex): legacyExchangeDN
+
+_KIND_BY_SYNTAX: dict[str, Kind] = {
+    SYNTAX_DN: "dn",
+    SYNTAX_STRING: "string",
+    SYNTAX_INTEGER: "integer",
+    SYNTAX_BOOLEAN: "boolean",
+    SYNTAX_OCTETS: "octets",
+    SYNTAX_TELETEX_AD: "string",
+    "1.3.6.1.4.1.1466.115.121.1.44": "string",  # printable
+    "1.3.6.1.4.1.1466.115.121.1.26": "string",  # IA5
+    "1.3.6.1.4.1.1466.115.121.1.36": "string",  # numeric
+    "1.3.6.1.4.1.1466.115.121.1.38": "string",  # OID
+    "1.3.6.1.4.1.1466.115.121.1.24": "string",  # generalized time
+    "1.3.6.1.4.1.1466.115.121.1.53": "string",  # UTC time
+    "1.2.840.113556.1.4.906": "integer",  # large integer
+    "1.2.840.113556.1.4.907": "octets",  # security descriptor
+    "1.3.6.1.4.1.1466.115.121.1.5": "octets",  # binary
+    "1.3.6.1.4.1.1466.115.121.1.28": "octets",  # JPEG
+}
+
+_SYNTAX_BY_KIND: dict[Kind, str] = {
+    "dn": SYNTAX_DN,
+    "string": SYNTAX_STRING,
+    "integer": SYNTAX_INTEGER,
+    "boolean": SYNTAX_BOOLEAN,
+    "octets": SYNTAX_OCTETS,
+}
+
+_OPENLDAP_MATCHING: dict[Kind, str] = {
+    "dn": "EQUALITY distinguishedNameMatch",
+    "string": "EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch",
+    "integer": "EQUALITY integerMatch",
+    "boolean": "EQUALITY booleanMatch",
+    "octets": "EQUALITY octetStringMatch",
+}
+
+
+@dataclass(frozen=True)
+class AttributeDef:
+    """One attribute: its LDAP name, OID, value kind and whether it holds one value."""
+
+    name: str
+    oid: str
+    kind: Kind
+    single: bool
+    ad_syntax: str | None = None  # the AD syntax OID where it is not the LDAP one
+
+    @property
+    def syntax(self) -> str:
+        return self.ad_syntax or _SYNTAX_BY_KIND[self.kind]
+
+
+@dataclass(frozen=True)
+class ClassDef:
+    """One object class: name, OID, superior, kind and the attributes it must hold."""
+
+    name: str
+    oid: str
+    sup: str
+    structural: bool = True
+    must: tuple[str, ...] = ()
+
+
+# --- Exchange's own definitions (Microsoft's OIDs; see ../shared/EXCHANGE.md) ----
+# Read from Exchange 2003's schema extension (attributeSchema/classSchema LDIF as
+# published by the OpenChange project) and Microsoft's AD schema pages.
+# msExchRecipientPolicy's real superior is msExchGenericPolicy; we shorten it to
+# top, which only lab servers built from this module see.
+EXCHANGE_ATTRIBUTES: tuple[AttributeDef, ...] = (
+    # recipients
+    AttributeDef("homeMDB", "1.2.840.113556.1.2.244", "dn", True),
+    AttributeDef("homeMTA", "1.2.840.113556.1.2.171", "dn", True),
+    AttributeDef("msExchHomeServerName", "1.2.840.113556.1.4.7000.102.47", "string", True),
+    AttributeDef("mailNickname", "1.2.840.113556.1.2.447", "string", True),
+    AttributeDef("publicDelegates", "1.2.840.113556.1.2.238", "dn", False),
+    AttributeDef("altRecipient", "1.2.840.113556.1.2.126", "dn", True),
+    AttributeDef("targetAddress", "1.2.840.113556.1.2.352", "string", True),
+    AttributeDef("msExchOmaAdminWirelessEnable", "1.2.840.113556.1.6.20.1.124", "integer", True),
+    AttributeDef("msExchOmaAdminExtendedSettings", "1.2.840.113556.1.6.20.1.126", "string", False),
+    AttributeDef("msExchADCGlobalNames", "1.2.840.113556.1.4.7000.102.63", "string", False),
+    AttributeDef("msExchMailboxGuid", "1.2.840.113556.1.4.7000.102.11058", "octets", True),
+    # organisation, groups, servers, stores
+    AttributeDef("msExchMixedMode", "1.2.840.113556.1.4.7000.102.50022", "boolean", True),
+    AttributeDef("msExchAdminGroupMode", "1.2.840.113556.1.4.7000.102.50014", "integer", True),
+    AttributeDef("msExchDefaultAdminGroup", "1.2.840.113556.1.4.7000.102.50015", "boolean", True),
+    AttributeDef("msExchServerRole", "1.2.840.113556.1.4.7000.102.15006", "integer", True),
+    AttributeDef("heuristics", "1.2.840.113556.1.2.452", "integer", True),
+    AttributeDef("deliveryMechanism", "1.2.840.113556.1.2.241", "integer", True),
+    AttributeDef("msExchResponsibleMTAServer", "1.2.840.113556.1.4.7000.102.50033", "dn", True),
+    # Active Directory Connector connection agreements
+    AttributeDef("msExchSynchronizationDirection", "1.2.840.113556.1.4.7000.102.1", "integer", True),
+    AttributeDef("msExchServer1NetworkAddress", "1.2.840.113556.1.4.7000.102.3", "string", True),
+    AttributeDef("msExchServer2NetworkAddress", "1.2.840.113556.1.4.7000.102.4", "string", True),
+    AttributeDef("msExchServer1ExportContainers", "1.2.840.113556.1.4.7000.102.13", "string", False),
+    AttributeDef("msExchServer2ExportContainers", "1.2.840.113556.1.4.7000.102.14", "string", False),
+    AttributeDef("msExchServer1ImportContainer", "1.2.840.113556.1.4.7000.102.15", "string", True),
+    AttributeDef("msExchServer2ImportContainer", "1.2.840.113556.1.4.7000.102.16", "string", True),
+    AttributeDef("msExchServer1Flags", "1.2.840.113556.1.4.7000.102.61", "integer", True),
+    AttributeDef("msExchServer2Flags", "1.2.840.113556.1.4.7000.102.62", "integer", True),
+    AttributeDef("msExchServer1Type", "1.2.840.113556.1.4.7000.102.23", "integer", True),
+    AttributeDef("msExchServer2Type", "1.2.840.113556.1.4.7000.102.24", "integer", True),
+    AttributeDef("msExchNtdsExportContainers", "1.2.840.113556.1.4.7000.102.33", "dn", False),
+    AttributeDef("msExchNtdsImportContainer", "1.2.840.113556.1.4.7000.102.34", "dn", True),
+    AttributeDef("msExchHomeSyncService", "1.2.840.113556.1.4.7000.102.36", "dn", True),
+    AttributeDef("msExchReplicateNow", "1.2.840.113556.1.4.7000.102.53", "boolean", True),
+    AttributeDef("activationStyle", "1.2.840.113556.1.2.73", "integer", True),
+    AttributeDef("activationSchedule", "1.2.840.113556.1.2.213", "octets", True),
+)
+
+# Classes as Exchange's schema extension defines them (governsID, subClassOf).
+# Exchange's "must contain" lists (deliveryMechanism on stores, transport
+# settings on MTAs) are left out: the lab schema is permissive, see below.
+EXCHANGE_CLASSES: tuple[ClassDef, ...] = (
+    ClassDef("msExchConfigurationContainer", "1.2.840.113556.1.5.176", "container"),
+    ClassDef("msExchOrganizationContainer", "1.2.840.113556.1.5.7000.62.50020", "container"),
+    ClassDef("msExchAdminGroupContainer", "1.2.840.113556.1.5.7000.62.50019", "container"),
+    ClassDef("msExchAdminGroup", "1.2.840.113556.1.5.7000.62.50011", "top"),
+    ClassDef("msExchServersContainer", "1.2.840.113556.1.5.7000.62.50013", "container"),
+    ClassDef("msExchExchangeServer", "1.2.840.113556.1.5.7000.62.50009", "server"),
+    ClassDef("msExchInformationStore", "1.2.840.113556.1.5.7000.62.11001", "container"),
+    ClassDef("msExchStorageGroup", "1.2.840.113556.1.5.7000.62.11006", "container"),
+    ClassDef("msExchMDB", "1.2.840.113556.1.5.7000.62.11002", "top"),
+    ClassDef("msExchPrivateMDB", "1.2.840.113556.1.5.7000.62.11004", "msExchMDB"),
+    ClassDef("msExchPublicMDB", "1.2.840.113556.1.5.7000.62.11005", "msExchMDB"),
+    ClassDef("mTA", "1.2.840.113556.1.3.49", "top"),
+    ClassDef("msExchContainer", "1.2.840.113556.1.5.7000.62.50010", "container"),
+    ClassDef("msExchRoutingGroupContainer", "1.2.840.113556.1.5.7000.62.12001", "container"),
+    ClassDef("msExchRoutingGroup", "1.2.840.113556.1.5.7000.62.12002", "container"),
+    ClassDef("msExchRecipientPolicy", "1.2.840.113556.1.5.7000.62.50024", "top"),
+    ClassDef("msExchConnectionAgreement", "1.2.840.113556.1.5.7000.62.3", "top"),
+    ClassDef("msExchActiveDirectoryConnector", "1.2.840.113556.1.5.7000.62.4", "top"),
+    ClassDef("msExchOAB", "1.2.840.113556.1.5.7000.62.9", "top"),
+)
+
+# --- Active Directory base definitions our data uses (taken from ldap3's AD schema) --
+AD_BASE_ATTRIBUTES: tuple[str, ...] = (
+    "legacyExchangeDN", "proxyAddresses", "systemFlags", "msDS-isRODC", "options",
+    "showInAddressBook", "objectGUID", "sAMAccountName", "userPrincipalName",
+    "groupType", "adminDisplayName", "showInAdvancedViewOnly", "dNSHostName",
+    "instanceType", "serverReference", "msDS-hasMasterNCs", "hasMasterNCs",
+    "managedBy", "info", "company", "department", "otherMailbox",
+)
+AD_BASE_CLASSES: tuple[str, ...] = (
+    "container", "configuration", "domainDNS", "user", "group", "contact",
+    "sitesContainer", "site", "serversContainer", "server", "applicationSettings",
+    "nTDSDSA",
+)
+
+# Attributes whose text compares exactly (most AD strings are case-insensitive).
+_CASE_EXACT: frozenset[str] = frozenset()
+
+
+@lru_cache(maxsize=1)
+def _ad_schema() -> SchemaInfo:
+    return SchemaInfo.from_json(ad_2012_r2_schema)
+
+
+@lru_cache(maxsize=1)
+def _openldap_base() -> tuple[frozenset[str], frozenset[str]]:
+    """Lower-cased attribute and class names slapd's core/cosine/inetorgperson define."""
+    info = SchemaInfo.from_json(slapd_2_4_schema)
+    attrs = {n.lower() for a in info.attribute_types.values() for n in a.name}
+    classes = {n.lower() for c in info.object_classes.values() for n in c.name}
+    return frozenset(attrs), frozenset(classes)
+
+
+def _from_ad(name: str) -> AttributeDef:
+    info = _ad_schema().attribute_types[name]
+    syntax = info.syntax or SYNTAX_STRING
+    kind = _KIND_BY_SYNTAX.get(syntax, "string")
+    ad_syntax = syntax if syntax != _SYNTAX_BY_KIND[kind] else None
+    return AttributeDef(info.name[0], info.oid, kind, bool(info.single_value), ad_syntax)
+
+
+@lru_cache(maxsize=1)
+def _attributes() -> dict[str, AttributeDef]:
+    """Every attribute exdir knows, by lower-case name."""
+    known: dict[str, AttributeDef] = {}
+    for name in AD_BASE_ATTRIBUTES:
+        d = _from_ad(name)
+        known[d.name.lower()] = d
+    for d in EXCHANGE_ATTRIBUTES:
+        known[d.name.lower()] = d
+    return known
+
+
+def attribute(name: str) -> AttributeDef | None:
+    """The definition of an attribute by name, from our source or AD's base schema."""
+    found = _attributes().get(name.lower())
+    if found is not None:
+        return found
+    ad = _ad_schema().attribute_types.get(name)
+    if ad is not None:
+        return _from_ad(name)
+    return None
+
+
+def kind_of(name: str) -> Kind:
+    """The value kind of an attribute; unknown attributes are treated as strings."""
+    d = attribute(name)
+    return d.kind if d else "string"
+
+
+def is_binary(name: str) -> bool:
+    """True where values are raw bytes (GUIDs, security descriptors)."""
+    return kind_of(name) == "octets"
+
+
+def is_single_valued(name: str) -> bool:
+    d = attribute(name)
+    return bool(d and d.single)
+
+
+def is_case_exact(name: str) -> bool:
+    """True where values compare byte for byte; AD strings, DNs compare case-insensitively."""
+    return name.lower() in _CASE_EXACT or kind_of(name) in ("octets",)
+
+
+@lru_cache(maxsize=1)
+def dn_attributes() -> frozenset[str]:
+    """Lower-case names of DN-valued attributes whose references follow a rename.
+
+    Every DN-syntax attribute of the AD base schema and of Exchange's: on Active
+    Directory each of them follows a renamed object.  distinguishedName and
+    objectCategory excluded: the server owns them.
+    """
+    names = {n.lower() for a in _ad_schema().attribute_types.values()
+             if a.syntax == SYNTAX_DN for n in a.name}
+    names |= {d.name.lower() for d in EXCHANGE_ATTRIBUTES if d.kind == "dn"}
+    names -= {"distinguishedname", "objectcategory", "entrydn"}
+    return frozenset(names)
+
+
+# --- ldap3's offline AD schema, extended -------------------------------------------
+
+def _rfc4512_attribute(d: AttributeDef) -> str:
+    single = " SINGLE-VALUE" if d.single else ""
+    return f"( {d.oid} NAME '{d.name}' SYNTAX '{d.syntax}'{single} )"
+
+
+def _rfc4512_class(c: ClassDef, may: Iterable[str] = ()) -> str:
+    kind = "STRUCTURAL" if c.structural else "ABSTRACT"
+    must = f" MUST ( {' $ '.join(c.must)} )" if c.must else ""
+    may_list = list(may)
+    may_text = f" MAY ( {' $ '.join(may_list)} )" if may_list else ""
+    return f"( {c.oid} NAME '{c.name}' SUP {c.sup} {kind}{must}{may_text} )"
+
+
+def opaque_attribute(name: str, index: int) -> AttributeDef:
+    """A stand-in definition for an attribute no schema we ship knows (kept as is)."""
+    return AttributeDef(name, f"1.3.6.1.4.1.32473.1.{index}", "string", False)
+
+
+def opaque_class(name: str, index: int) -> ClassDef:
+    """A stand-in for an object class no schema we ship knows."""
+    return ClassDef(name, f"1.3.6.1.4.1.32473.2.{index}", "top", structural=False)
+
+
+def ldap3_schema(extra_attributes: Iterable[str] = (), extra_classes: Iterable[str] = ()
+                 ) -> tuple[DsaInfo, SchemaInfo]:
+    """ldap3's AD 2012 R2 schema plus Exchange's definitions, for MOCK_SYNC.
+
+    extra_attributes / extra_classes are names found in data that no schema knows;
+    they get opaque multi-valued string definitions so the data loads unchanged.
+    """
+    raw = json.loads(ad_2012_r2_schema)
+    have_attrs = {n.lower() for n in _ad_schema().attribute_types}
+    have_classes = {n.lower() for n in _ad_schema().object_classes}
+    attrs = raw["raw"]["attributeTypes"]
+    classes = raw["raw"]["objectClasses"]
+    for d in EXCHANGE_ATTRIBUTES:
+        if d.name.lower() not in have_attrs:
+            attrs.append(_rfc4512_attribute(d))
+            have_attrs.add(d.name.lower())
+    for c in EXCHANGE_CLASSES:
+        if c.name.lower() not in have_classes:
+            classes.append(_rfc4512_class(c))
+            have_classes.add(c.name.lower())
+    for i, name in enumerate(sorted(set(extra_attributes)), start=1):
+        if name.lower() not in have_attrs:
+            attrs.append(_rfc4512_attribute(opaque_attribute(name, i)))
+            have_attrs.add(name.lower())
+    for i, name in enumerate(sorted(set(extra_classes)), start=1):
+        if name.lower() not in have_classes:
+            classes.append(_rfc4512_class(opaque_class(name, i)))
+            have_classes.add(name.lower())
+    schema = SchemaInfo.from_json(json.dumps(raw))
+    dsa = DsaInfo.from_json(ad_2012_r2_dsa_info)
+    return dsa, schema
+
+
+def known_to_mock(attribute_name: str) -> bool:
+    """True where ldap3's extended offline schema defines the attribute."""
+    return attribute(attribute_name) is not None
+
+
+def known_class(name: str) -> bool:
+    return name in _ad_schema().object_classes or any(
+        c.name.lower() == name.lower() for c in EXCHANGE_CLASSES)
+
+
+# --- OpenLDAP cn=config schema -------------------------------------------------------
+
+def _openldap_attributes() -> list[AttributeDef]:
+    base_attrs, _ = _openldap_base()
+    out = [d for d in _attributes().values() if d.name.lower() not in base_attrs]
+    return out
+
+
+def _openldap_classes() -> list[ClassDef]:
+    _, base_classes = _openldap_base()
+    ad = _ad_schema()
+    ours: list[ClassDef] = []
+    for name in AD_BASE_CLASSES:
+        info = ad.object_classes[name]
+        ours.append(ClassDef(info.name[0], info.oid, info.superior[0] if info.superior else "top",
+                             structural=info.kind == "STRUCTURAL",
+                             must=tuple(info.must_contain or ())))
+    ours.extend(EXCHANGE_CLASSES)
+    ours = [c for c in ours if c.name.lower() not in base_classes]
+    # superiors before subclasses
+    ordered: list[ClassDef] = []
+    names = {c.name for c in ours}
+    placed: set[str] = set()
+    while len(ordered) < len(ours):
+        progressed = False
+        for c in ours:
+            if c.name not in placed and (c.sup not in names or c.sup in placed):
+                ordered.append(c)
+                placed.add(c.name)
+                progressed = True
+        if not progressed:  # pragma: no cover - a cycle would be a bug in the tables
+            raise RuntimeError("cycle in class superiors")
+    return ordered
+
+
+def openldap_schema_ldif() -> str:
+    """The Exchange schema subset as an OpenLDAP cn=config schema entry.
+
+    Every class may hold every attribute exdir knows: Active Directory attaches
+    Exchange's attributes through auxiliary classes in its schema, which OpenLDAP
+    cannot express, so the lab schema is permissive where AD is by design.
+    """
+    attrs = _openldap_attributes()
+    base_attrs, _ = _openldap_base()
+    may = sorted({d.name for d in attrs} | {"description", "displayName", "mail", "member",
+                                            "serialNumber", "cn", "ou", "telephoneNumber",
+                                            "givenName", "sn", "uid", "o", "l"})
+    lines = ["dn: cn=exdir,cn=schema,cn=config", "objectClass: olcSchemaConfig", "cn: exdir"]
+    for d in attrs:
+        single = " SINGLE-VALUE" if d.single else ""
+        lines.append(f"olcAttributeTypes: ( {d.oid} NAME '{d.name}' {_OPENLDAP_MATCHING[d.kind]}"
+                     f" SYNTAX {_SYNTAX_BY_KIND[d.kind]}{single} )")
+    for c in _openldap_classes():
+        must = [m for m in c.must if m.lower() in base_attrs or attribute(m) is not None]
+        lines.append("olcObjectClasses: " + _rfc4512_class(
+            ClassDef(c.name, c.oid, c.sup, c.structural, tuple(must)),
+            [m for m in may if m not in must]))
+    return "\n".join(lines) + "\n"

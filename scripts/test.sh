@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test command, on a fresh Debian machine as root or on a developer's:
+# install OpenLDAP's server and client tools if missing (the fixtures start their
+# own slapd instances on loopback; nothing here starts or stops a daemon), install
+# exdir with its test extra, run pytest with the arguments given.
+#   scripts/test.sh [pytest args...]      e.g. scripts/test.sh -m 'not slow' -x
+#   EXDIR_SKIP_INSTALL=1 skips the pip install (exdir imported from the tree).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+have_openldap() {
+    [[ -x /usr/sbin/slapd && -x /usr/sbin/slapadd ]] \
+        && command -v ldapmodify >/dev/null && command -v ldapsearch >/dev/null
+}
+
+packages=()
+have_openldap || packages+=(slapd ldap-utils)
+if [[ -z ${EXDIR_SKIP_INSTALL:-} ]] && ! python3 -m pip --version >/dev/null 2>&1; then
+    packages+=(python3-pip)
+fi
+if (( ${#packages[@]} )); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test.sh: missing ${packages[*]} and not root: apt-get install ${packages[*]}" >&2
+        exit 1
+    fi
+    echo "test.sh: installing ${packages[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q "${packages[@]}"
+    have_openldap || { echo "test.sh: slapd/ldap-utils still missing after install" >&2; exit 1; }
+fi
+
+if [[ -z ${EXDIR_SKIP_INSTALL:-} ]]; then
+    # Debian's own python3 refuses pip installs (PEP 668); a test machine may override that.
+    marker=$(python3 -c 'import sys, sysconfig; print(sysconfig.get_path("stdlib") + "/EXTERNALLY-MANAGED" if sys.prefix == sys.base_prefix else "")')
+    if [[ -n $marker && -e $marker ]]; then
+        export PIP_BREAK_SYSTEM_PACKAGES=1
+    fi
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+fi
+
+status=0
+python3 -m pytest "$@" || status=$?
+if [[ $status -eq 5 ]]; then
+    echo "test.sh: pytest collected no tests — failing" >&2
+    exit 1
+fi
+exit "$status"

@@ -1,0 +1,1 @@
+"""Real directory servers for integration tests (started and stopped by fixtures)."""
