@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from . import apply as apply_cmd
 from . import lab as lab_cmd
 from . import legacydn as legacydn_cmd
 from . import schema as schema_cmd
@@ -54,6 +55,7 @@ def root(
 
 
 app.command("topology")(topology_cmd.topology)
+app.command("apply")(apply_cmd.apply_cmd)
 app.add_typer(legacydn_cmd.app, name="legacydn")
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(schema_cmd.app, name="schema")

@@ -644,7 +644,8 @@ def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str
         def _check_dn(self, dn: str | None, attr_value: str) -> None:
             if dn is not None:
                 self._error("two dn: lines in one record")
-            dnu.split(attr_value)  # InputError if malformed; extended form accepted
+            if attr_value and not attr_value.startswith("@"):
+                dnu.split(attr_value)  # InputError if malformed; extended form accepted
 
     parser = _ExportParser(stream, strict=True)
     try:
@@ -659,6 +660,10 @@ def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str
                 raise InputError(f"{dn_text}: changetype {changetype[0]} in an export "
                                  "(use `exdir apply` for change files)", source=source,
                                  line=parser.line_counter)
+            if not dn_text or dn_text.startswith("@"):
+                # the rootDSE ("" or Samba's @ROOTDSE) and ldb's other special records
+                yield ("" if dn_text.upper() in ("", "@ROOTDSE") else dn_text), dict(record)
+                continue
             values: dict[str, list[Value]] = {}
             for name, vals in record.items():
                 out: list[Value] = []
@@ -707,7 +712,14 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
     with stream:
         records: list[tuple[str, dict[str, list[Value]]]] = []
         seen: set[str] = set()
+        root_dse: dict[str, list[Value]] = {}
         for key, values in _read_export(stream, path):
+            if not key or key.startswith("@"):
+                if not key:
+                    root_dse = values
+                else:
+                    warn(f"{path}: skipped the special record {key}")
+                continue
             if key.lower() in seen:
                 raise InputError(f"{key} appears twice", source=path)
             seen.add(key.lower())
@@ -743,7 +755,9 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
         entry["entryDN"] = [key.encode("utf-8")]
         dit[key] = entry
         order.append(key)
-    domain = _domain_root(order)
+    declared = {k.lower(): str(v[0]) for k, v in root_dse.items() if v}
+    domain = dnu.normalize(declared["defaultnamingcontext"]) if declared.get(
+        "defaultnamingcontext") else _domain_root(order)
     implied: set[str] = set()
     for key in order:
         for anc in dnu.ancestors(key):
@@ -763,6 +777,8 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
              + "; ".join(shown[:5]) + (" …" if len(shown) > 5 else ""))
     config = next((k for k in dit.keys() if dnu.key(k) == dnu.key("CN=Configuration," + domain)),
                   "CN=Configuration," + domain if domain else "")
+    if declared.get("configurationnamingcontext"):
+        config = dnu.normalize(declared["configurationnamingcontext"])
     schema_nc = "CN=Schema," + config if config else None
     naming = NamingContexts(domain=domain, configuration=config,
                             schema=schema_nc if schema_nc and schema_nc in dit else None,

@@ -393,7 +393,7 @@ def exchange_root_entries(layout: Layout, *, mixed: bool) -> Iterator[Entry]:
     policies = f"CN=Recipient Policies,{layout.org_dn}"
     yield container(policies, "Recipient Policies", "msExchContainer")
     yield container(f"CN=Default Policy,{policies}", "Default Policy", "msExchRecipientPolicy",
-                     ("description", f"SMTP:@{layout.dns_domain}"))
+                     ("description", "Default recipient policy"))
 
 
 def admin_group_mode(servers: Sequence[Server]) -> int:
@@ -470,11 +470,13 @@ def adc_entries(layout: Layout, host: str, agreements: Sequence[Agreement]) -> I
             attrs.append(("activationSchedule", nightly_schedule()))
         attrs += [("msExchHomeSyncService", service),
                   ("msExchServer1NetworkAddress", layout.dc_dns_name(ca.windows_server)),
-                  ("msExchServer2NetworkAddress", five.name),
-                  ("msExchServer1ImportContainer", ca.ad_container),
-                  ("msExchServer1ExportContainers", ca.ad_container),
-                  ("msExchServer2ImportContainer", site_recipients),
-                  ("msExchServer2ExportContainers", site_recipients)]
+                  ("msExchServer2NetworkAddress", five.name)]
+        if ca.direction != DIRECTION_FROM_WINDOWS:  # 5.5 -> AD
+            attrs += [("msExchServer2ExportContainers", site_recipients),
+                      ("msExchServer1ImportContainer", ca.ad_container)]
+        if ca.direction != DIRECTION_FROM_EXCHANGE:  # AD -> 5.5
+            attrs += [("msExchServer1ExportContainers", ca.ad_container),
+                      ("msExchServer2ImportContainer", site_recipients)]
         yield f"{rdn('CN', ca.name)},{layout.adc_dn}", attrs
 
 

@@ -21,11 +21,12 @@ from typing import Callable, TypeVar, cast
 
 from .errors import InputError
 from .plan import (Add, Change, Delete, InvalidChange, Mod, Modify, ModOp, Plan, Rename, Value,
-                   canonical_dn)
+                   canonical_dn, canonical_rdn)
 
 T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.;-]*")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,8 @@ class _Reader:
         if rest.startswith(":"):
             encoded = rest[1:].strip(" ")
             try:
+                if len(encoded) % 4 or not _BASE64.fullmatch(encoded):
+                    raise ValueError(encoded)
                 raw = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 raise self.error(line.number, f"{name}: invalid base64 value") from None
@@ -256,13 +259,15 @@ class _Reader:
                                           "the old RDN value (deleteoldrdn: 1)")
         if value != "1":
             raise self.error(flag.number, f"deleteoldrdn must be 1, found {value!r}")
-        new_rdn = self.text_of(got["newrdn"]).strip()
+        new_rdn = self.text_of(got["newrdn"])
+        self.build(got["newrdn"].number, lambda: canonical_rdn(new_rdn))
         superior = got.get("newsuperior")
-        new_superior = self.text_of(superior).strip() if superior is not None else None
-        if superior is not None and not new_superior:
-            raise self.error(superior.number, "newsuperior is empty")
-        at = superior.number if superior is not None else got["newrdn"].number
-        return self.build(at, lambda: Rename(dn, new_rdn, new_superior, reason))
+        new_superior = self.text_of(superior) if superior is not None else None
+        if superior is not None:
+            if not new_superior or not new_superior.strip():
+                raise self.error(superior.number, "newsuperior is empty")
+            self.build(superior.number, lambda: canonical_dn(new_superior or ""))
+        return self.build(number, lambda: Rename(dn, new_rdn, new_superior, reason))
 
     def build(self, number: int, make: Callable[[], T]) -> T:
         """Construct a change or block; its validation errors name `number`."""

@@ -126,7 +126,8 @@ def rdn_and_parent(dn: str) -> tuple[str, str]:
     return texts[0], ",".join(texts[1:])
 
 
-def _check_rdn(rdn: str) -> str:
+def canonical_rdn(rdn: str) -> str:
+    """A new RDN as plans hold it; InvalidChange unless it is exactly one (maybe multi-valued) RDN."""
     texts = _split(rdn)[0]
     if len(texts) != 1:
         raise InvalidChange(f"new RDN {rdn!r} must be one RDN, not a DN")
@@ -315,7 +316,7 @@ class Rename:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dn", canonical_dn(self.dn))
-        object.__setattr__(self, "new_rdn", _check_rdn(self.new_rdn))
+        object.__setattr__(self, "new_rdn", canonical_rdn(self.new_rdn))
         if self.new_superior is not None:
             object.__setattr__(self, "new_superior", canonical_dn(self.new_superior))
         object.__setattr__(self, "reason", one_line(self.reason))

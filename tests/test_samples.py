@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Callable
 
 import ldif
 import pytest
+from ldap3.utils.dn import escape_rdn
 
 from exdir import dn as dnutil
 from exdir import schema
@@ -185,7 +187,7 @@ def check_organisation(entries: list[Entry], *, org: str, domain: str,
     r = Report()
     by_key: dict[str, Entry] = {}
     config = f"CN=Configuration,{domain}"
-    org_dn = f"CN={org},CN=Microsoft Exchange,CN=Services,{config}"
+    org_dn = f"CN={escape_rdn(org)},CN=Microsoft Exchange,CN=Services,{config}"
     org_legacy = f"/o={org}"
 
     # structure: unique DNs, parents first, classes, attributes, values
@@ -719,7 +721,7 @@ def slapadd_text(text: str) -> str:
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
-def test_sample_loads_into_slapd(slapd_factory, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_sample_loads_into_slapd(slapd_factory: Callable[..., Any], name: str) -> None:
     server = slapd_factory(slapadd_text(sample_text(name)))
     stored = {dnutil.key(dn): attrs for dn, attrs in server.entries().items()}
     assert set(stored) == {e.key for e in sample(name)}

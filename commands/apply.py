@@ -1,0 +1,84 @@
+"""`exdir apply PLAN.ldif`: show or apply a reviewed plan file through the one apply path."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from exdir.apply import ApplyResult, run
+from exdir.ldif_in import read_plan
+from exdir.ldif_out import render
+from exdir.report import check_report_path, write_report
+
+from .context import Options, fail, options
+
+
+def progress_printer(opts: Options):  # type: ignore[no-untyped-def]
+    """A one-line progress bar on stderr when it is a terminal; nothing with -q."""
+    if opts.quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(f"\rapplying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def finish(opts: Options, result: ApplyResult, report: str | None) -> None:
+    """Messages on stderr, the report file, the exit code of the contract."""
+    if report:
+        write_report(report, result)
+    for refusal in result.refusals:
+        opts.warn(refusal)
+    if result.message:
+        print(f"exdir: {result.message}", file=sys.stderr)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def apply_cmd(
+    ctx: typer.Context,
+    plan_file: str = typer.Argument(..., metavar="PLAN.ldif",
+                                    help="A plan: an earlier dry run, or an undo file."),
+    do_apply: bool = typer.Option(False, "--apply", help="Carry the plan out (default: show it)."),
+    undo_file: Optional[str] = typer.Option(
+        None, "--undo-file", metavar="PATH",
+        help="Where to write the undo file (default exdir-undo-<UTC time>.ldif here)."),
+    report: Optional[str] = typer.Option(None, "--report", metavar="PATH",
+                                         help="Write what happened to PATH (.json or .xml)."),
+) -> None:
+    """Show (default) or apply a reviewed plan file exactly: an earlier dry run
+    or an undo file. Every step is checked against the directory first; a step
+    already done is skipped, so an interrupted run can be run again.
+
+    Example: exdir --ldif lab.ldif apply exdir-undo-20261127T101500Z.ldif --apply
+    """
+    opts = options(ctx)
+    try:
+        check_report_path(report)
+        plan = read_plan(plan_file)
+        if not opts.ldif and not opts.url:
+            if do_apply:
+                opts.open()  # says which option is missing
+            sys.stdout.write(render(plan))
+            return
+        with opts.open() as directory:
+            result = run(directory, plan, apply=do_apply, undo_file=undo_file,
+                         progress=progress_printer(opts))
+        if not do_apply:
+            sys.stdout.write(render(result.plan or plan))
+            counts = result.counts
+            opts.warn(f"{len(result.steps)} step(s): {counts.get('pending', 0)} to do, "
+                      f"{counts.get('done', 0)} already done, {counts.get('conflict', 0)} "
+                      "conflicting" + ("" if result.refusals else "; add --apply to apply"))
+        finish(opts, result, report)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        fail(opts, exc)

@@ -1,0 +1,443 @@
+"""Apply a Plan: verify first, write the undo file, journal each step, read back, roll back.
+
+One path for every backend and every command (the dry run calls the same
+`run()` with apply=False).  The rules (DESIGN.md, "Apply: nothing lost, nothing
+half-done"):
+
+1. Re-read every entry the plan touches in one bulk read and walk the plan over
+   that copy: each step is *pending* (its target holds what it expects), *done*
+   (its target already holds its result: an interrupted run, or an undo file
+   applied where the step never ran) or a *conflict*.  Any conflict refuses the
+   plan before the first write (exit 1).
+2. Write the undo file (the exact inverse, as LDIF) before the first write, and a
+   journal line after each step, fsynced, so a killed run can be finished or undone.
+3. Apply step by step; each modify carries its old values, so a concurrent change
+   fails the step instead of being overwritten.
+4. Read back what was written.  On any failure apply the inverse of the steps done,
+   newest first (exit 3); if that fails too, exit 4 naming the undo file and the
+   step to resume from.  An LDIF directory is saved only after full success.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Literal, Mapping
+
+from . import dn as dnu
+from . import schema
+from .directory import Directory, apply_mods, values_equal
+from .errors import Conflict, ExdirError, InputError
+from .ldif_out import render
+from .plan import Add, Change, Delete, Modify, Plan, Rename, Value
+
+Status = Literal["pending", "done", "conflict"]
+Progress = Callable[[int, int], None]
+State = dict[str, dict[str, list[Value]]]  # dn.key -> lower-case attribute -> values
+
+EXIT_OK, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_INCOMPLETE = 0, 1, 3, 4
+
+
+@dataclass
+class StepRecord:
+    """What happened to one change: checked status, then outcome and time taken."""
+
+    number: int
+    kind: str
+    dn: str
+    reason: str
+    status: Status = "pending"
+    outcome: str = "not run"  # applied | skipped (already done) | failed | undone | not run
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class ApplyResult:
+    """The whole run, for the CLI's messages and for --report."""
+
+    outcome: str  # checked | applied | nothing to do | refused | rolled back | rollback incomplete
+    exit_code: int
+    steps: list[StepRecord]
+    refusals: list[str] = field(default_factory=list)
+    message: str = ""
+    undo_file: str | None = None
+    journal_file: str | None = None
+    resume_from: int | None = None
+    started: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    plan: Plan | None = None  # the plan as applied (replaces and deletes resolved)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+
+class _Failed(Exception):
+    def __init__(self, number: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.number = number
+        self.error = error
+
+
+def default_undo_path(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return os.path.abspath(f"exdir-undo-{stamp}.ldif")
+
+
+def _kind(change: Change) -> str:
+    return {Modify: "modify", Rename: "modrdn", Add: "add", Delete: "delete"}[type(change)]
+
+
+# --- the simulated directory -------------------------------------------------------------
+
+def _entry_state(values: Mapping[str, list[Value]]) -> dict[str, list[Value]]:
+    return {k.lower(): list(v) for k, v in values.items() if v}
+
+
+def _holds(attribute: str, have: list[Value], value: Value) -> bool:
+    return any(values_equal(attribute, h, value) for h in have)
+
+
+def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
+    """True where the entry already shows the modify's result."""
+    final: dict[str, tuple[set[int], list[Value], list[Value]]] = {}
+    for mod in change.mods:  # the values each attribute ends with / must not hold
+        name = mod.attribute.lower()
+        _, added, removed = final.setdefault(name, (set(), [], []))
+        if mod.op == "delete":
+            if not mod.values:
+                added.clear()
+                removed.append(b"\0*")  # marker: the attribute must be absent
+            for v in mod.values:
+                added[:] = [a for a in added if not values_equal(mod.attribute, a, v)]
+                removed.append(v)
+        elif mod.op == "add":
+            for v in mod.values:
+                removed[:] = [r for r in removed if not (r != b"\0*" and
+                                                         values_equal(mod.attribute, r, v))]
+                added.append(v)
+        else:  # replace: exactly these values
+            added[:] = list(mod.values)
+            removed[:] = [b"\0*"] if not mod.values else []
+    for name, (_, added, removed) in final.items():
+        have = entry.get(name, [])
+        if b"\0*" in removed and not added and have:
+            return False
+        for v in added:
+            if not _holds(name, have, v):
+                return False
+        for v in removed:
+            if v != b"\0*" and _holds(name, have, v):
+                return False
+    return True
+
+
+def _move(state: State, old: str, new: str, follow_references: bool) -> None:
+    """Rename in the simulated copy: the subtree moves; references follow where the server
+    makes them follow."""
+    old_key = dnu.key(old)
+    for k in [k for k in state if k == old_key or k.endswith("," + old_key)]:
+        state[dnu.key(k[: len(k) - len(old_key)] + dnu.key(new))] = state.pop(k)
+    if not follow_references:
+        return
+    dn_attrs = schema.dn_attributes()
+    for entry in state.values():
+        for name, values in entry.items():
+            if name in dn_attrs:
+                entry[name] = [dnu.rebase(v, old, new) if isinstance(v, str) and _within(v, old)
+                               else v for v in values]
+
+
+def _within(value: str, base: str) -> bool:
+    try:
+        return dnu.is_within(value, base)
+    except InputError:
+        return False
+
+
+def _classify(change: Change, state: State, follow_references: bool) -> tuple[Status, str]:
+    """The step's status against the simulated directory, which it then updates."""
+    key = dnu.key(change.dn)
+    if isinstance(change, Modify):
+        entry = state.get(key)
+        if entry is None:
+            return "conflict", "the entry does not exist"
+        try:
+            state[key] = apply_mods(change.dn, entry, change.mods)
+            return "pending", ""
+        except Conflict as exc:
+            if _modify_done(entry, change):
+                return "done", "already holds the planned values"
+            return "conflict", exc.message.split(": ", 1)[-1]
+    if isinstance(change, Rename):
+        new_key = dnu.key(change.new_dn)
+        here, there = key in state, new_key in state
+        if here and (not there or new_key == key):
+            _move(state, change.dn, change.new_dn, follow_references)
+            return "pending", ""
+        if there and not here:
+            return "done", "already renamed"
+        if here and there:
+            return "conflict", f"both {change.dn} and {change.new_dn} exist"
+        return "conflict", "the entry does not exist under either name"
+    if isinstance(change, Add):
+        if key not in state:
+            state[key] = {n.lower(): list(v) for n, v in change.attributes}
+            return "pending", ""
+        entry = state[key]
+        if all(_holds(n, entry.get(n.lower(), []), v) for n, vals in change.attributes
+               for v in vals):
+            return "done", "already exists with the planned values"
+        return "conflict", "an entry with that name exists with other values"
+    if isinstance(change, Delete):
+        if key in state:
+            del state[key]
+            return "pending", ""
+        return "done", "already gone"
+    raise TypeError(change)  # pragma: no cover
+
+
+# --- checking --------------------------------------------------------------------------
+
+@dataclass
+class Checked:
+    plan: Plan  # replaces resolved, deletes carrying the entry they remove
+    steps: list[StepRecord]
+    expected: State  # the simulated directory after the plan
+    refusals: list[str]
+
+
+def check(directory: Directory, plan: Plan) -> Checked:
+    """Read every touched entry in one bulk read and classify every step."""
+    origins = plan.origins()
+    wanted: list[str] = []
+    for change, origin in zip(plan.changes, origins):
+        wanted += [origin, change.dn]
+        if isinstance(change, Rename):
+            wanted.append(change.new_dn)
+    found = directory.read_many(wanted, ("*",))
+    before: State = {k: _entry_state(e.attributes) for k, e in found.items()}
+
+    def current(dn: str, attribute: str) -> list[Value]:
+        return list(before.get(dnu.key(dn), {}).get(attribute.lower(), []))
+
+    def whole(dn: str) -> tuple[tuple[str, tuple[Value, ...]], ...] | None:
+        entry = found.get(dnu.key(dn))
+        if entry is None:
+            return None
+        return tuple((n, tuple(v)) for n, v in entry.attributes.items())
+
+    resolved = plan.resolve_replace(current).resolve_deletes(whole)
+    state: State = {k: {a: list(v) for a, v in e.items()} for k, e in before.items()}
+    steps: list[StepRecord] = []
+    refusals: list[str] = []
+    for number, change in enumerate(resolved.changes, start=1):
+        status, detail = _classify(change, state, directory.follows_dn_references)
+        steps.append(StepRecord(number, _kind(change), change.dn, change.reason, status,
+                                detail=detail))
+        if status == "conflict":
+            refusals.append(f"step {number} ({_kind(change)} {change.dn}): {detail}")
+    return Checked(resolved, steps, state, refusals)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def _write(directory: Directory, change: Change) -> None:
+    if isinstance(change, Modify):
+        directory.modify(change.dn, change.mods)
+    elif isinstance(change, Rename):
+        directory.rename(change.dn, change.new_rdn, change.new_superior)
+    elif isinstance(change, Add):
+        directory.add(change.dn, {n: list(v) for n, v in change.attributes})
+    elif isinstance(change, Delete):
+        directory.delete(change.dn)
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write and fsync, so the file exists on disk before the first directory write."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class Journal:
+    """One line per step, fsynced: what an interrupted run had done."""
+
+    def __init__(self, path: str, undo_file: str, total: int) -> None:
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8", newline="\n")
+        self.note(f"# exdir journal: {total} steps; undo file {undo_file}")
+
+    def note(self, line: str) -> None:
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def step(self, number: int, what: str, dn: str) -> None:
+        self.note(f"{what} {number} {dn}")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _verify(directory: Directory, checked: Checked, applied: list[int]) -> list[str]:
+    """Read back the entries the applied steps wrote and compare with the expected state."""
+    changes = checked.plan.changes
+    final_dns: dict[str, Change] = {}
+    for n in applied:
+        c = changes[n - 1]
+        final_dns[dnu.key(c.new_dn)] = c
+    # entries renamed later in the plan are looked up under their final names
+    moved = {k: k for k in final_dns}
+    for n in applied:
+        c = changes[n - 1]
+        if isinstance(c, Rename):
+            old, new = dnu.key(c.dn), dnu.key(c.new_dn)
+            for k, now in list(moved.items()):
+                if now == old or now.endswith("," + old):
+                    moved[k] = now[: len(now) - len(old)] + new
+    found = directory.read_many(list(set(moved.values())), ("*",))
+    problems: list[str] = []
+    for k, c in final_dns.items():
+        now = moved[k]
+        entry = found.get(now)
+        expected = checked.expected.get(now)
+        if isinstance(c, Delete):
+            if entry is not None and expected is None:
+                problems.append(f"{c.dn} still exists after its delete")
+            continue
+        if expected is None:
+            continue  # deleted again later in the plan
+        if entry is None:
+            problems.append(f"{now} is missing after the plan")
+            continue
+        if isinstance(c, Modify):
+            have = _entry_state(entry.attributes)
+            for mod in c.mods:
+                name = mod.attribute.lower()
+                want, got = expected.get(name, []), have.get(name, [])
+                if len(want) != len(got) or not all(_holds(name, got, v) for v in want):
+                    problems.append(f"{c.dn}: {mod.attribute} reads back as {got!r}, "
+                                    f"expected {want!r}")
+                    break
+    return problems
+
+
+def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None = None,
+        progress: Progress | None = None, save: bool = True) -> ApplyResult:
+    """Check the plan against the directory and, with apply=True, carry it out."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    checked = check(directory, plan)
+    timings = {"check": time.perf_counter() - t0}
+    result = ApplyResult("checked", EXIT_OK, checked.steps, checked.refusals, started=started,
+                         timings=timings, plan=checked.plan)
+    if checked.refusals:
+        result.outcome, result.exit_code = "refused", EXIT_REFUSED
+        result.message = (f"refused: {len(checked.refusals)} step(s) do not match the directory; "
+                          "nothing was written")
+        return result
+    pending = [s.number for s in checked.steps if s.status == "pending"]
+    if not apply:
+        return result
+    if not pending:
+        result.outcome = "nothing to do"
+        result.message = "every step is already done; nothing was written"
+        for s in checked.steps:
+            s.outcome = "skipped"
+        return result
+
+    undo_path = undo_file or default_undo_path()
+    inverse = checked.plan.inverse()
+    _write_file(undo_path, render(inverse, header=(
+        f"undo file written by exdir at {started} before the first write;",
+        f"`exdir apply {os.path.basename(undo_path)} --apply` rolls back what was done")))
+    result.undo_file = undo_path
+    journal = Journal(undo_path + ".journal", undo_path, len(checked.steps))
+    result.journal_file = journal.path
+    done: list[int] = []
+    changes = checked.plan.changes
+    t1 = time.perf_counter()
+    try:
+        try:
+            for record in checked.steps:
+                if record.status == "done":
+                    record.outcome = "skipped"
+                    journal.step(record.number, "skipped", record.dn)
+                    continue
+                s0 = time.perf_counter()
+                try:
+                    _write(directory, changes[record.number - 1])
+                except Exception as exc:  # noqa: BLE001 - any failure rolls back
+                    record.outcome, record.detail = "failed", _message(exc)
+                    raise _Failed(record.number, exc) from None
+                record.seconds = time.perf_counter() - s0
+                record.outcome = "applied"
+                done.append(record.number)
+                journal.step(record.number, "done", record.dn)
+                if progress:
+                    progress(len(done), len(pending))
+            timings["write"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            problems = _verify(directory, checked, done)
+            timings["verify"] = time.perf_counter() - t2
+            if problems:
+                raise _Failed(done[-1] if done else 0, ExdirError("read-back: " + "; ".join(
+                    problems[:5])))
+            if save:
+                directory.save()
+        except _Failed as failure:
+            journal.note(f"failed {failure.number}: {_message(failure.error)}")
+            return _roll_back(directory, checked, done, failure, result, journal, timings)
+        journal.note("complete")
+    finally:
+        journal.close()
+    result.outcome = "applied"
+    result.message = (f"applied {len(done)} step(s)"
+                      + (f", {len(checked.steps) - len(done)} already done" if
+                         len(done) < len(checked.steps) else "")
+                      + f"; undo file {undo_path}")
+    return result
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ExdirError) else f"{type(exc).__name__}: {exc}"
+
+
+def _roll_back(directory: Directory, checked: Checked, done: list[int], failure: _Failed,
+               result: ApplyResult, journal: Journal, timings: dict[str, float]) -> ApplyResult:
+    """Apply the inverse of the steps done, newest first (what Exchange 2003's move did)."""
+    t0 = time.perf_counter()
+    changes = checked.plan.changes
+    undone: list[int] = []
+    for number in reversed(done):
+        try:
+            _write(directory, changes[number - 1].inverse())
+        except Exception as exc:  # noqa: BLE001
+            journal.note(f"rollback failed at {number}: {_message(exc)}")
+            remaining = [n for n in done if n not in undone]
+            result.outcome, result.exit_code = "rollback incomplete", EXIT_INCOMPLETE
+            result.resume_from = max(remaining)
+            result.message = (f"step {failure.number} failed ({_message(failure.error)}) and the "
+                              f"rollback failed at step {number} ({_message(exc)}); run "
+                              f"`exdir apply {result.undo_file} --apply` to finish undoing "
+                              f"(steps {min(remaining)}-{max(remaining)} are still applied)")
+            timings["rollback"] = time.perf_counter() - t0
+            return result
+        undone.append(number)
+        checked.steps[number - 1].outcome = "undone"
+        journal.step(number, "undone", changes[number - 1].new_dn)
+    journal.note("rolled back")
+    timings["rollback"] = time.perf_counter() - t0
+    result.outcome, result.exit_code = "rolled back", EXIT_ROLLED_BACK
+    result.message = (f"step {failure.number} failed: {_message(failure.error)}; "
+                      f"the {len(undone)} step(s) done were rolled back, the directory is as before")
+    return result
