@@ -61,7 +61,7 @@ class _Reader:
 
     def logical_lines(self, text: str) -> list[_Line | None]:
         """Unfolded lines; None stands for a blank line (a record separator)."""
-        out: list[_Line | None] = []
+        pending: list[tuple[int, list[str]] | None] = []  # pieces joined once: no quadratic copies
         if text.startswith("\ufeff"):
             text = text[1:]
         physical = text.split("\n")
@@ -72,16 +72,16 @@ class _Reader:
             if "\r" in line:
                 raise self.error(number, "a carriage return inside a line (base64-encode such values)")
             if line.startswith(" "):
-                previous = out[-1] if out else None
+                previous = pending[-1] if pending else None
                 if previous is None:
                     raise self.error(number, "a continuation line (starting with a space) "
                                              "with no line before it to continue")
-                out[-1] = _Line(previous.number, previous.text + line[1:])
+                previous[1].append(line[1:])
             elif line == "":
-                out.append(None)
+                pending.append(None)
             else:
-                out.append(_Line(number, line))
-        return out
+                pending.append((number, [line]))
+        return [None if p is None else _Line(p[0], "".join(p[1])) for p in pending]
 
     def field(self, line: _Line) -> _Field:
         """Split `name: value`, `name:: base64` or `name:< url` (refused)."""

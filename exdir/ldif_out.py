@@ -55,16 +55,14 @@ def fold(line: str, width: int = WIDTH) -> list[str]:
     if len(line) <= width:
         return [line]
     out: list[str] = []
-    rest = line
-    room = width
-    while len(rest) > room:
-        cut = room
-        while cut > 1 and rest[cut - 1] == " ":
+    start, room = 0, width
+    while len(line) - start > room:
+        cut = start + room
+        while cut > start + 1 and line[cut - 1] == " ":
             cut -= 1
-        out.append(rest[:cut] if not out else " " + rest[:cut])
-        rest = rest[cut:]
-        room = width - 1
-    out.append(rest if not out else " " + rest)
+        out.append(line[start:cut] if not out else " " + line[start:cut])
+        start, room = cut, width - 1
+    out.append(line[start:] if not out else " " + line[start:])
     return out
 
 

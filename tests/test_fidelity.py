@@ -46,7 +46,7 @@ def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         directory: Directory = open_ldif(str(path), warn=lambda m: None)
     else:
         make = request.getfixturevalue("slapd_factory")
-        server = make(text.replace("version: 1\n", "", 1))  # slapadd takes entries only
+        server = make(text)
         directory = open_url(server.url, server.bind_dn, server.password)
     try:
         yield directory

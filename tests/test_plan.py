@@ -14,9 +14,8 @@ from ldap3.utils.dn import escape_rdn
 
 from exdir.errors import ExdirError, InputError, Refused
 from exdir.plan import (Add, Attributes, Change, Delete, InvalidChange, Mod, Modify, ModOp,
-                        NotInvertible,
-                        Plan, Rename, Value, add_values, canonical_dn, dn_key, rdn_and_parent,
-                        remove_values, replace_value)
+                        NotInvertible, Plan, Rename, Value, add_values, canonical_dn, dn_key,
+                        rdn_and_parent, remove_values, replace_value)
 
 ORG = "CN=Fabrikam,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=fabrikam,DC=com"
 ORG_NEW = "CN=Contoso,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=fabrikam,DC=com"

@@ -365,7 +365,13 @@ class Slapd:
 
     def _bulk_load(self, data_ldif: str) -> None:
         path = self.directory / "data.ldif"
-        path.write_text(data_ldif)
+        # slapadd reads entries only: the `version: 1` line every exdir LDIF starts with
+        # ("entry -1 has no dn") goes, with the comments and blank lines after it
+        lines = data_ldif.splitlines(keepends=True)
+        while lines and (not lines[0].strip() or lines[0].startswith("#")
+                         or lines[0].lower().startswith("version:")):
+            lines.pop(0)
+        path.write_text("".join(lines), encoding="utf-8")
         self._run_tool("slapadd", ["-q", "-n1", "-F", str(self.config_dir), "-l", str(path)],
                        "loading the data LDIF")
 
