@@ -759,11 +759,13 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
     domain = dnu.normalize(declared["defaultnamingcontext"]) if declared.get(
         "defaultnamingcontext") else _domain_root(order)
     implied: set[str] = set()
+    domain_key = dnu.key(domain) if domain else ""
     for key in order:
-        for anc in dnu.ancestors(key):
-            if anc in dit or not dnu.is_within(anc, domain) or anc in implied:
-                continue
-            implied.add(anc)
+        parent = dnu.parent(key)
+        while parent and parent not in dit and parent not in implied and domain_key and (
+                parent.lower() == domain_key or parent.lower().endswith("," + domain_key)):
+            implied.add(parent)
+            parent = dnu.parent(parent)
     for anc in sorted(implied, key=dnu.depth):
         attr, val = dnu.split(anc)[0]
         entry = CaseInsensitiveDict()

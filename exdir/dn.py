@@ -7,6 +7,7 @@ dictionaries of entries can be indexed by DN.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import escape_rdn, parse_dn
@@ -27,8 +28,10 @@ def strip_extended(dn: str) -> str:
         text = text[m.end():]
 
 
-def _unescape(value: str) -> str:
+def unescape(value: str) -> str:
     """Turn an escaped RDN value into the value itself (`\\2C` and `\\,` both give `,`)."""
+    if "\\" not in value:
+        return value
     def hexes(s: str) -> str:
         raw = bytearray()
         out: list[str] = []
@@ -56,6 +59,12 @@ def _unescape(value: str) -> str:
 
 
 def split(dn: str) -> list[tuple[str, str]]:
+    """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first (a new list)."""
+    return list(_split(dn))
+
+
+@lru_cache(maxsize=1 << 16)
+def _split(dn: str) -> tuple[tuple[str, str], ...]:
     """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first.
 
     Multi-valued RDNs (`CN=a+OU=b`) are kept as one pair per component; exdir's
@@ -63,12 +72,56 @@ def split(dn: str) -> list[tuple[str, str]]:
     """
     text = strip_extended(dn)
     if not text:
-        return []
+        return ()
     try:
-        parts = parse_dn(text, escape=False, strip=True)
+        parts = [(attr, value) for attr, value, _sep in parse_dn(text, escape=False, strip=True)]
     except (LDAPInvalidDnError, IndexError, ValueError) as exc:
-        raise InputError(f"malformed DN {dn!r}: {exc}") from None
-    return [(attr, _unescape(value.strip())) for attr, value, _sep in parts]
+        # ldap3 refuses an unescaped '=' or a '#' inside a value, which RFC 4514 allows
+        # and Active Directory writes; accept those, refuse what is really broken
+        lenient = _lenient_parts(text)
+        if lenient is None:
+            raise InputError(f"malformed DN {dn!r}: {exc}") from None
+        parts = lenient
+    return tuple((attr, unescape(_strip_value(value))) for attr, value in parts)
+
+
+def _strip_value(value: str) -> str:
+    """Strip spaces around an RDN value, keeping an escaped trailing space (`\\ `)."""
+    text = value.lstrip()
+    while text.endswith(" ") and not text.endswith("\\ "):
+        text = text[:-1]
+    return text
+
+
+_ATTR_TYPE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)\s*$")
+
+
+def _lenient_parts(text: str) -> list[tuple[str, str]] | None:
+    """RFC 4514 split on unescaped ',' and '+', each part on its first '='."""
+    out: list[tuple[str, str]] = []
+    current: list[str] = []
+    i = 0
+    pieces: list[str] = []
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if c in ",+":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    pieces.append("".join(current))
+    for piece in pieces:
+        attr, eq, value = piece.partition("=")
+        m = _ATTR_TYPE.match(attr)
+        if not eq or not m or not value.strip():
+            return None
+        out.append((m.group(1), value))
+    return out
 
 
 def build(parts: list[tuple[str, str]]) -> str:
@@ -76,11 +129,13 @@ def build(parts: list[tuple[str, str]]) -> str:
     return ",".join(f"{attr}={escape_rdn(value)}" for attr, value in parts)
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize(dn: str) -> str:
     """The DN with canonical escaping and no stray spaces, case kept."""
     return build(split(dn))
 
 
+@lru_cache(maxsize=1 << 16)
 def key(dn: str) -> str:
     """The form used to compare DNs: canonical escaping, lower case."""
     return normalize(dn).lower()

@@ -22,6 +22,7 @@ from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
 from . import schema
+from .dn import unescape
 from .errors import InputError, Refused
 
 Value: TypeAlias = str | bytes
@@ -55,27 +56,6 @@ class NotInvertible(Refused):
 
 RdnKey: TypeAlias = tuple[tuple[str, str], ...]
 DnKey: TypeAlias = tuple[RdnKey, ...]
-_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
-
-
-def _unescape(value: str) -> str:
-    """The value an escaped RDN value stands for (`\\,` and `\\2C` both give `,`)."""
-    if "\\" not in value:
-        return value
-    raw = bytearray()
-    i = 0
-    while i < len(value):
-        c = value[i]
-        if c == "\\" and i + 1 < len(value):
-            if _HEX2.fullmatch(value, i + 1, i + 3):
-                raw.append(int(value[i + 1:i + 3], 16))
-                i += 3
-                continue
-            c = value[i + 1]
-            i += 1
-        raw += c.encode("utf-8", "surrogatepass")
-        i += 1
-    return raw.decode("utf-8", "replace")
 
 
 @lru_cache(maxsize=65536)
@@ -102,7 +82,7 @@ def _split(dn: str) -> tuple[tuple[str, ...], DnKey]:
     ava_keys: list[tuple[str, str]] = []
     for attr, value, separator in components:
         avas.append(f"{attr}={value}")
-        ava_keys.append((attr.lower(), _unescape(value).lower()))
+        ava_keys.append((attr.lower(), unescape(value).lower()))
         if separator != "+":
             texts.append("+".join(avas))
             keys.append(tuple(sorted(ava_keys)))

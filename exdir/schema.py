@@ -175,7 +175,7 @@ AD_BASE_ATTRIBUTES: tuple[str, ...] = (
 AD_BASE_CLASSES: tuple[str, ...] = (
     "container", "configuration", "domainDNS", "user", "group", "contact",
     "sitesContainer", "site", "serversContainer", "server", "applicationSettings",
-    "nTDSDSA",
+    "nTDSDSA", "nTDSDSARO",
 )
 
 # Attributes whose text compares exactly (most AD strings are case-insensitive).
@@ -218,11 +218,15 @@ def _attributes() -> dict[str, AttributeDef]:
 
 def attribute(name: str) -> AttributeDef | None:
     """The definition of an attribute by name, from our source or AD's base schema."""
-    found = _attributes().get(name.lower())
+    return _attribute(name.lower())
+
+
+@lru_cache(maxsize=4096)
+def _attribute(name: str) -> AttributeDef | None:
+    found = _attributes().get(name)
     if found is not None:
         return found
-    ad = _ad_schema().attribute_types.get(name)
-    if ad is not None:
+    if name in _ad_schema().attribute_types:
         return _from_ad(name)
     return None
 
