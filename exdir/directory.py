@@ -800,14 +800,13 @@ class LdapDirectory(Directory):
     def __init__(self, url: str, connection: Connection) -> None:
         self.url = url
         self.connection = connection
-        info = connection.server.info
-        other = dict(info.other) if info is not None else {}
-        caps = {str(c) for c in other.get("supportedCapabilities", [])}
+        other = _root_dse(connection)
+        caps = {str(c) for c in other.get("supportedcapabilities", [])}
         self.is_active_directory = AD_CAPABILITY in caps and AD_LDS_CAPABILITY not in caps
-        contexts = [str(c) for c in (info.naming_contexts if info is not None else []) or []]
-        default = _first(other.get("defaultNamingContext"))
-        config = _first(other.get("configurationNamingContext"))
-        schema_nc = _first(other.get("schemaNamingContext"))
+        contexts = [str(c) for c in other.get("namingcontexts", [])]
+        default = _first(other.get("defaultnamingcontext"))
+        config = _first(other.get("configurationnamingcontext"))
+        schema_nc = _first(other.get("schemanamingcontext"))
         if not default:
             plain_contexts = [c for c in contexts if not c.lower().startswith("cn=")]
             default = plain_contexts[0] if plain_contexts else (contexts[0] if contexts else "")
@@ -933,6 +932,24 @@ class LdapDirectory(Directory):
             pass
 
 
+_ROOT_DSE_ATTRIBUTES = ("namingContexts", "supportedCapabilities", "defaultNamingContext",
+                        "configurationNamingContext", "schemaNamingContext")
+
+
+def _root_dse(connection: Connection) -> dict[str, list[str]]:
+    """The rootDSE facts exdir uses, read directly (ldap3 folds supportedCapabilities
+    into supportedFeatures, where AD's capabilities cannot be told apart)."""
+    try:
+        ok = connection.search("", "(objectClass=*)", search_scope=BASE,
+                               attributes=list(_ROOT_DSE_ATTRIBUTES))
+    except LDAPException as exc:
+        raise ConnectionFailed(f"cannot read the rootDSE: {exc}") from None
+    if not ok or not connection.response:
+        raise ConnectionFailed("the server did not return its rootDSE")
+    raw = connection.response[0].get("raw_attributes") or {}
+    return {k.lower(): [v.decode("utf-8", "replace") for v in vals] for k, vals in raw.items()}
+
+
 def _first(value: object) -> str | None:
     if isinstance(value, (list, tuple)):
         return str(value[0]) if value else None
@@ -959,14 +976,14 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
     """Connect and bind; ldaps and StartTLS verify the server's certificate unless insecure."""
     import ssl
 
-    from ldap3 import DSA, Tls
+    from ldap3 import NONE, Tls
 
     tls = None
     if url.lower().startswith("ldaps://") or starttls:
         tls = Tls(validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
                   ca_certs_file=ca_file)
     try:
-        server = Server(url, get_info=DSA, tls=tls, connect_timeout=int(timeout))
+        server = Server(url, get_info=NONE, tls=tls, connect_timeout=int(timeout))
         connection = Connection(server, user=bind_dn, password=password,
                                 auto_referrals=False, raise_exceptions=False,
                                 receive_timeout=int(timeout * 6))
@@ -980,7 +997,6 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
                 result = connection.result or {}
                 raise ConnectionFailed(
                     f"{url}: bind as {bind_dn} refused: {plain(str(result.get('description')))}")
-        connection.refresh_server_info()
     except ConnectionFailed:
         raise
     except LDAPException as exc:
