@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from typing import Optional
 
 import typer
+
+from exdir.errors import ExdirError
 
 from . import apply as apply_cmd
 from . import lab as lab_cmd
@@ -67,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="exdir", standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except ExdirError as exc:  # re-raised by fail() under --debug: show it, keep the exit code
+        traceback.print_exc()
+        return exc.exit_code
     except Exception as exc:  # typer vendors click: match its exceptions by shape
         code = getattr(exc, "exit_code", None)
         if hasattr(exc, "format_message"):  # a usage error

@@ -91,6 +91,7 @@ class ClassDef:
     sup: str
     structural: bool = True
     must: tuple[str, ...] = ()
+    superiors: tuple[str, ...] = ()  # possSuperiors on Active Directory
 
 
 # --- Exchange's own definitions (Microsoft's OIDs; see ../shared/EXCHANGE.md) ----
@@ -143,25 +144,25 @@ EXCHANGE_ATTRIBUTES: tuple[AttributeDef, ...] = (
 # Exchange's "must contain" lists (deliveryMechanism on stores, transport
 # settings on MTAs) are left out: the lab schema is permissive, see below.
 EXCHANGE_CLASSES: tuple[ClassDef, ...] = (
-    ClassDef("msExchConfigurationContainer", "1.2.840.113556.1.5.176", "container"),
-    ClassDef("msExchOrganizationContainer", "1.2.840.113556.1.5.7000.62.50020", "container"),
-    ClassDef("msExchAdminGroupContainer", "1.2.840.113556.1.5.7000.62.50019", "container"),
-    ClassDef("msExchAdminGroup", "1.2.840.113556.1.5.7000.62.50011", "top"),
-    ClassDef("msExchServersContainer", "1.2.840.113556.1.5.7000.62.50013", "container"),
-    ClassDef("msExchExchangeServer", "1.2.840.113556.1.5.7000.62.50009", "server"),
-    ClassDef("msExchInformationStore", "1.2.840.113556.1.5.7000.62.11001", "container"),
-    ClassDef("msExchStorageGroup", "1.2.840.113556.1.5.7000.62.11006", "container"),
-    ClassDef("msExchMDB", "1.2.840.113556.1.5.7000.62.11002", "top"),
-    ClassDef("msExchPrivateMDB", "1.2.840.113556.1.5.7000.62.11004", "msExchMDB"),
-    ClassDef("msExchPublicMDB", "1.2.840.113556.1.5.7000.62.11005", "msExchMDB"),
-    ClassDef("mTA", "1.2.840.113556.1.3.49", "top"),
-    ClassDef("msExchContainer", "1.2.840.113556.1.5.7000.62.50010", "container"),
-    ClassDef("msExchRoutingGroupContainer", "1.2.840.113556.1.5.7000.62.12001", "container"),
-    ClassDef("msExchRoutingGroup", "1.2.840.113556.1.5.7000.62.12002", "container"),
-    ClassDef("msExchRecipientPolicy", "1.2.840.113556.1.5.7000.62.50024", "top"),
-    ClassDef("msExchConnectionAgreement", "1.2.840.113556.1.5.7000.62.3", "top"),
-    ClassDef("msExchActiveDirectoryConnector", "1.2.840.113556.1.5.7000.62.4", "top"),
-    ClassDef("msExchOAB", "1.2.840.113556.1.5.7000.62.9", "top"),
+    ClassDef("msExchConfigurationContainer", "1.2.840.113556.1.5.176", "container", superiors=("container",)),
+    ClassDef("msExchOrganizationContainer", "1.2.840.113556.1.5.7000.62.50020", "container", superiors=("msExchConfigurationContainer", "container")),
+    ClassDef("msExchAdminGroupContainer", "1.2.840.113556.1.5.7000.62.50019", "container", superiors=("msExchOrganizationContainer",)),
+    ClassDef("msExchAdminGroup", "1.2.840.113556.1.5.7000.62.50011", "top", superiors=("msExchAdminGroupContainer",)),
+    ClassDef("msExchServersContainer", "1.2.840.113556.1.5.7000.62.50013", "container", superiors=("msExchAdminGroup",)),
+    ClassDef("msExchExchangeServer", "1.2.840.113556.1.5.7000.62.50009", "server", superiors=("msExchServersContainer",)),
+    ClassDef("msExchInformationStore", "1.2.840.113556.1.5.7000.62.11001", "container", superiors=("msExchExchangeServer",)),
+    ClassDef("msExchStorageGroup", "1.2.840.113556.1.5.7000.62.11006", "container", superiors=("msExchInformationStore",)),
+    ClassDef("msExchMDB", "1.2.840.113556.1.5.7000.62.11002", "top", superiors=("msExchStorageGroup", "msExchExchangeServer", "container")),
+    ClassDef("msExchPrivateMDB", "1.2.840.113556.1.5.7000.62.11004", "msExchMDB", superiors=("msExchStorageGroup", "container")),
+    ClassDef("msExchPublicMDB", "1.2.840.113556.1.5.7000.62.11005", "msExchMDB", superiors=("msExchStorageGroup", "container")),
+    ClassDef("mTA", "1.2.840.113556.1.3.49", "top", superiors=("msExchExchangeServer", "container")),
+    ClassDef("msExchContainer", "1.2.840.113556.1.5.7000.62.50010", "container", superiors=("msExchOrganizationContainer", "msExchAdminGroup", "msExchConfigurationContainer", "container")),
+    ClassDef("msExchRoutingGroupContainer", "1.2.840.113556.1.5.7000.62.12001", "container", superiors=("msExchAdminGroup",)),
+    ClassDef("msExchRoutingGroup", "1.2.840.113556.1.5.7000.62.12002", "container", superiors=("msExchRoutingGroupContainer",)),
+    ClassDef("msExchRecipientPolicy", "1.2.840.113556.1.5.7000.62.50024", "top", superiors=("container",)),
+    ClassDef("msExchConnectionAgreement", "1.2.840.113556.1.5.7000.62.3", "top", superiors=("container", "organizationalUnit", "msExchContainer")),
+    ClassDef("msExchActiveDirectoryConnector", "1.2.840.113556.1.5.7000.62.4", "top", superiors=("container", "organizationalUnit", "msExchContainer")),
+    ClassDef("msExchOAB", "1.2.840.113556.1.5.7000.62.9", "top", superiors=("container", "msExchContainer")),
 )
 
 # --- Active Directory base definitions our data uses (taken from ldap3's AD schema) --
@@ -393,3 +394,104 @@ def openldap_schema_ldif() -> str:
             ClassDef(c.name, c.oid, c.sup, c.structural, tuple(must)),
             [m for m in may if m not in must]))
     return "\n".join(lines) + "\n"
+
+
+# --- Active Directory (and Samba AD) schema extension ---------------------------------
+
+# attributeSyntax / oMSyntax per value kind (MS-ADTS 3.1.1.2.2.2)
+_AD_SYNTAX: dict[Kind, tuple[str, int]] = {
+    "dn": ("2.5.5.1", 127),
+    "string": ("2.5.5.12", 64),
+    "integer": ("2.5.5.9", 2),
+    "boolean": ("2.5.5.8", 1),
+    "octets": ("2.5.5.10", 4),
+}
+_DN_OM_OBJECT_CLASS = "KwwCh3McAIVK"  # 1.3.12.2.1011.28.0.714, base64 (Object(DS-DN))
+# Linked attributes: forward link and the back link AD keeps for it.
+AD_LINKS: dict[str, str] = {"homeMDB": "homeMDBBL"}
+AD_BACKLINK_OIDS: dict[str, str] = {"homeMDBBL": "1.2.840.113556.1.2.393"}
+# Auxiliary classes carrying recipient attributes on user, contact and group, as
+# Exchange's extension does (msExchMailStorage, msExchOmaUser; msExchBaseClass's
+# legacyExchangeDN and proxyAddresses are in the base schema already).
+AD_RECIPIENT_AUX: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("msExchMailStorage", "1.2.840.113556.1.5.7000.62.5",
+     ("homeMDB", "homeMTA", "msExchHomeServerName", "msExchMailboxGuid", "mailNickname",
+      "publicDelegates", "altRecipient", "targetAddress", "msExchADCGlobalNames")),
+    ("msExchOmaUser", "1.2.840.113556.1.6.20.2.31",
+     ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")),
+)
+AD_RECIPIENT_CLASSES: tuple[str, ...] = ("user", "contact", "group")
+
+
+def _ad_cn(name: str) -> str:
+    return name  # the lDAPDisplayName as CN: unique, and readable in ADSI Edit
+
+
+def ad_schema_ldif(schema_nc: str) -> str:
+    """The Exchange subset as AD attributeSchema/classSchema change records.
+
+    For extending a lab forest (Windows or Samba AD) with `ldapmodify`: new
+    attributes, `schemaUpdateNow`, back links, auxiliary classes attached to
+    user/contact/group, then the Exchange configuration classes.  Attributes the
+    base schema already has (legacyExchangeDN, proxyAddresses…) are not added.
+    """
+    def update_now() -> list[str]:
+        return ["dn:", "changetype: modify", "add: schemaUpdateNow", "schemaUpdateNow: 1", "-", ""]
+
+    have = {n.lower() for n in _ad_schema().attribute_types}
+    new_attrs = [d for d in EXCHANGE_ATTRIBUTES if d.name.lower() not in have]
+    out: list[str] = ["version: 1", "",
+                      "# Exchange attributes exdir uses (Microsoft's OIDs), for a lab forest", ""]
+    for d in new_attrs:
+        syntax, om = _AD_SYNTAX[d.kind]
+        out += [f"dn: CN={_ad_cn(d.name)},{schema_nc}", "changetype: add",
+                "objectClass: top", "objectClass: attributeSchema",
+                f"cn: {_ad_cn(d.name)}", f"attributeID: {d.oid}", f"lDAPDisplayName: {d.name}",
+                f"attributeSyntax: {syntax}", f"oMSyntax: {om}",
+                f"isSingleValued: {'TRUE' if d.single else 'FALSE'}"]
+        if d.kind == "dn":
+            out.append(f"oMObjectClass:: {_DN_OM_OBJECT_CLASS}")
+        if d.name in AD_LINKS:
+            out.append("linkID: 1.2.840.113556.1.2.50")  # the server allocates a link pair
+        out.append("")
+    out += ["# make the new attributes usable before the back links and classes"] + update_now()
+    for forward, back in AD_LINKS.items():
+        out += [f"dn: CN={_ad_cn(back)},{schema_nc}", "changetype: add",
+                "objectClass: top", "objectClass: attributeSchema", f"cn: {_ad_cn(back)}",
+                f"attributeID: {AD_BACKLINK_OIDS[back]}", f"lDAPDisplayName: {back}",
+                "attributeSyntax: 2.5.5.1", "oMSyntax: 127",
+                f"oMObjectClass:: {_DN_OM_OBJECT_CLASS}", "isSingleValued: FALSE",
+                f"linkID: {forward}", "systemOnly: TRUE", ""]
+    out += update_now()
+    for name, oid, may in AD_RECIPIENT_AUX:
+        out += [f"dn: CN={_ad_cn(name)},{schema_nc}", "changetype: add",
+                "objectClass: top", "objectClass: classSchema", f"cn: {_ad_cn(name)}",
+                f"governsID: {oid}", f"lDAPDisplayName: {name}", "subClassOf: top",
+                "objectClassCategory: 3", *[f"mayContain: {m}" for m in may], ""]
+    out += update_now()
+    for cls in AD_RECIPIENT_CLASSES:
+        out += [f"dn: CN={_ad_class_cn(cls)},{schema_nc}", "changetype: modify",
+                "add: auxiliaryClass", *[f"auxiliaryClass: {name}" for name, _, _ in
+                                         AD_RECIPIENT_AUX], "-", ""]
+    out += update_now()
+    have_classes = {n.lower() for n in _ad_schema().object_classes}
+    may_all = sorted({d.name for d in EXCHANGE_ATTRIBUTES} | {"legacyExchangeDN", "serialNumber"})
+    for c in EXCHANGE_CLASSES:
+        if c.name.lower() in have_classes:
+            continue
+        out += [f"dn: CN={_ad_cn(c.name)},{schema_nc}", "changetype: add",
+                "objectClass: top", "objectClass: classSchema", f"cn: {_ad_cn(c.name)}",
+                f"governsID: {c.oid}", f"lDAPDisplayName: {c.name}", f"subClassOf: {c.sup}",
+                f"objectClassCategory: {1 if c.structural else 2}",
+                *[f"possSuperiors: {p}" for p in c.superiors],
+                *[f"mayContain: {m}" for m in may_all], ""]
+    out += update_now()
+    return "\n".join(out)
+
+
+_AD_CLASS_CNS = {"user": "User", "contact": "Contact", "group": "Group"}
+
+
+def _ad_class_cn(name: str) -> str:
+    """The CN of a base-schema class (CN=User for user)."""
+    return _AD_CLASS_CNS.get(name, name)

@@ -292,7 +292,8 @@ def _read_dcs(directory: Directory, config: str) -> list[DomainController]:
         parents = dnu.ancestors(e.dn)
         server_name = dnu.rdn_value(parents[0]) if parents else ""
         site = dnu.rdn_value(parents[2]) if len(parents) > 2 else ""
-        read_only = _bool(e.text("msDS-isRODC")) or "msds-rodc" in e.object_classes
+        # msDS-isRODC is constructed (ldifde exports omit it); the class nTDSDSARO is stored
+        read_only = _bool(e.text("msDS-isRODC")) or "ntdsdsaro" in e.object_classes
         out.append(DomainController(e.dn, server_name, site, read_only))
     out.sort(key=lambda d: (d.site.lower(), d.name.lower()))
     return out
