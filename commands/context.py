@@ -54,6 +54,8 @@ def options(ctx: typer.Context) -> Options:
 
 def fail(opts: Options | None, exc: BaseException) -> None:
     """One line on stderr and the exit code of the contract; the traceback only with --debug."""
+    if isinstance(exc, BrokenPipeError):
+        raise exc  # commands.main handles it once for every command
     if opts is not None and opts.debug:
         raise exc
     if isinstance(exc, ExdirError):

@@ -25,7 +25,7 @@ def list_cmd(
     opts = options(ctx)
     try:
         with opts.open() as directory:
-            rows = list(list_values(directory, prefix))
+            rows = sorted(list_values(directory, prefix), key=lambda r: (r.value.lower(), r.dn))
     except Exception as exc:  # noqa: BLE001
         fail(opts, exc)
         return

@@ -1,6 +1,7 @@
 """exdir's entry point: global options and the command groups."""
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Optional
@@ -64,8 +65,44 @@ app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(schema_cmd.app, name="schema")
 
 
+class _ClosedPipeSafe:
+    """stdout that stops writing once the reader has gone (`exdir … | head`).
+
+    click would exit 1 on the broken pipe, which the contract reserves for refusals."""
+
+    def __init__(self, stream):  # type: ignore[no-untyped-def]
+        self._stream = stream
+        self._closed = False
+
+    def write(self, text: str) -> int:
+        if not self._closed:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._closed = True
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._closed = True
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run exdir; usage errors become one line and exit 2."""
+    if not isinstance(sys.stdout, _ClosedPipeSafe) and hasattr(sys.stdout, "fileno"):
+        try:
+            sys.stdout.fileno()
+            sys.stdout = _ClosedPipeSafe(sys.stdout)  # type: ignore[assignment]
+        except (OSError, ValueError):
+            pass  # not a real file (a test's capture): nothing to guard
     try:
         result = app(args=argv, prog_name="exdir", standalone_mode=False)
     except SystemExit as exc:

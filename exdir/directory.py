@@ -30,6 +30,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
 from . import schema
+from .filters import compile_filter
 from .errors import (
     Conflict,
     ConnectionFailed,
@@ -319,33 +320,36 @@ class LdifDirectory(Directory):
     # -- reads ------------------------------------------------------------------
     def search(self, base: str | None = None, filter: str = "(objectClass=*)",
                attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
+        """Entries under base matching filter, one at a time, in the file's order.
+
+        The filter is evaluated by exdir.filters (ldap3's mock loses escapes); the
+        keys are listed first so that writes between two results are safe.
+        """
         base_dn = dnu.normalize(base) if base else self.naming.domain
+        matcher = compile_filter(filter, self.connection.server.schema)
         if base_dn not in self._dit:
             return iter(())
-        return self._paged(base_dn, filter, attributes, scope)
+        return self._scan(base_dn, matcher, attributes, scope)
 
-    def _paged(self, base: str, filter: str, attributes: Sequence[str], scope: str
-               ) -> Iterator[Entry]:
-        try:
-            results = self.connection.extend.standard.paged_search(
-                base, filter, search_scope=_SCOPES[scope], attributes=_attributes_arg(attributes),
-                paged_size=PAGE_SIZE, generator=True)
-            implied = self._implied_lower
-            for item in results:
-                if item.get("type") != "searchResEntry":
-                    continue
-                key = str(item["dn"])
-                if key.lower() in implied:
-                    continue
-                if scope == "subtree" and not _within_fast(key, base):
-                    continue  # the mock matches bases by suffix, not by RDN boundary
-                yield _entry_from_response(item)
-        except LDAPException as exc:
-            raise InputError(f"search {filter!r} under {base}: {exc}") from None
-
-    @property
-    def _implied_lower(self) -> set[str]:
-        return {k.lower() for k in self._implied} if self._implied else set()
+    def _scan(self, base: str, matcher: Callable[[Mapping[str, Sequence[bytes]]], bool],
+              attributes: Sequence[str], scope: str) -> Iterator[Entry]:
+        base_lower = base.lower()
+        suffix = "," + base_lower
+        if scope == "base":
+            keys = [base]
+        elif scope == "one":
+            keys = [k for k in self._dit.keys() if k.lower().endswith(suffix)
+                    and dnu.key(dnu.parent(k)) == dnu.key(base)]
+        else:
+            keys = [k for k in self._dit.keys() if k.lower() == base_lower
+                    or k.lower().endswith(suffix)]
+        implied = self._implied
+        for key in keys:
+            stored = self._dit.get(key)
+            if stored is None or key in implied or key == "cn=schema":
+                continue
+            if matcher(stored):
+                yield self._entry(key, stored, attributes)
 
     def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
         key = dnu.normalize(dn)
@@ -564,11 +568,6 @@ def _unescaped_lower(raw: bytes) -> bytes:
     return raw.replace(b"\\", b"").lower()
 
 
-def _within_fast(key: str, base: str) -> bool:
-    k, b = key.lower(), base.lower()
-    return k == b or k.endswith("," + b)
-
-
 @dataclass
 class _Mod:
     op: str
@@ -675,11 +674,26 @@ def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str
             yield dnu.normalize(dn_text), values
     except InputError as exc:
         if exc.line is None:
-            raise InputError(exc.message, source=source, line=parser.line_counter) from None
+            raise _locate(source) or InputError(exc.message, source=source,
+                                                line=parser.line_counter) from None
         raise
     except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise InputError(f"malformed LDIF: {exc}", source=source,
-                         line=parser.line_counter) from None
+        raise _locate(source) or InputError(f"malformed LDIF: {exc}", source=source,
+                                            line=parser.line_counter) from None
+
+
+def _locate(path: str) -> InputError | None:
+    """The exact bad line of a malformed export (the `ldif` package only knows the
+    record): re-read the file with exdir's own line-aware LDIF reader."""
+    from .ldif_in import line_error
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    return line_error(text, path, check_dn=lambda value: None if value.startswith("@")
+                      else dnu.split(value) and None)
 
 
 def _domain_root(keys: Iterable[str]) -> str:

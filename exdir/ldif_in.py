@@ -297,6 +297,25 @@ def parse(text: str, source: str = "<plan>") -> Plan:
     return Plan(tuple(changes))
 
 
+def line_error(text: str, source: str, check_dn: Callable[[str], None]) -> InputError | None:
+    """The first malformed line of an entry file (a line that is not `name: value`,
+    bad base64, a bad DN), as an InputError naming it; None if every line reads."""
+    reader = _Reader(source)
+    try:
+        for line in reader.logical_lines(text):
+            if line is None or line.comment or _is_dash(line):
+                continue
+            f = reader.field(line)
+            if f.name.lower() == "dn":
+                try:
+                    check_dn(reader.text_of(f))
+                except InputError as exc:
+                    raise reader.error(f.number, exc.message) from None
+    except InputError as exc:
+        return exc
+    return None
+
+
 def read_plan(path: str | Path) -> Plan:
     """Read a plan file: UTF-8 (with or without BOM), or UTF-16 with BOM as ldifde -u writes."""
     p = Path(path)

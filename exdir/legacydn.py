@@ -17,7 +17,6 @@ from .directory import Directory
 
 ADC_DISABLED = "ADCDisabledMail"  # stamped on mailboxes deleted in a mixed organisation
 _PART = re.compile(r"/(o|ou|cn)=", re.IGNORECASE)
-_FILTER_SPECIAL = re.compile(r"[*()\\\x00]")  # characters RFC 4515 escapes in a filter value
 
 
 def parts(value: str) -> list[tuple[str, str]]:
@@ -64,15 +63,12 @@ def _most_specific_class(classes: list[str]) -> str:
 def list_values(directory: Directory, prefix: str | None = None) -> Iterator[LegacyValue]:
     """Every object holding a legacyExchangeDN, one paged search per partition.
 
-    With a prefix, the server filters on its leading characters (up to the first
-    one a filter must escape: ldap3's mock cannot parse an escaped parenthesis in a
-    substring filter, and every Exchange 2007+ value holds one) and the part
+    With a prefix, the server filters on its leading characters and the part
     boundary rule is applied here.
     """
     flt = "(legacyExchangeDN=*)"
-    head = _FILTER_SPECIAL.split(prefix, 1)[0] if prefix else ""
-    if head:
-        flt = f"(legacyExchangeDN={escape_filter_chars(head)}*)"
+    if prefix:
+        flt = f"(legacyExchangeDN={escape_filter_chars(prefix)}*)"
     config = directory.naming.configuration
     bases = [b for b in (config, directory.naming.domain) if b]
     for base in bases:

@@ -302,8 +302,6 @@ def test_malformed_ldif_names_the_line(capsys: pytest.CaptureFixture[str], tmp_p
     assert first <= int(m.group(1)) <= last, (err, first, last)
 
 
-@pytest.mark.xfail(strict=True, reason="exdir/directory.py (_read_export) reports the line "
-                   "where the `ldif` parser stopped — the end of the record — not the bad line")
 def test_malformed_ldif_names_the_exact_line(capsys: pytest.CaptureFixture[str],
                                              tmp_path: Path) -> None:
     path, bad, _first, _last = _malformed(tmp_path, "this line has no colon")
