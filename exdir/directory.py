@@ -303,7 +303,7 @@ class LdifDirectory(Directory):
         self.path = path
         self.connection = connection
         self.naming = naming
-        self._order = order  # insertion order of keys (file order, then adds)
+        self._order: dict[str, None] = dict.fromkeys(order)  # file order, then adds
         self._implied = implied  # dit keys of parents the file did not hold
         self.dirty = False
 
@@ -444,13 +444,8 @@ class LdifDirectory(Directory):
             rdn_values.append(rdn_val)
         self._store(key, {names[k]: v for k, v in state.items()})
         self._implied.discard(key)
-        if key not in self._order_set:
-            self._order.append(key)
+        self._order.setdefault(key, None)
         self.dirty = True
-
-    @property
-    def _order_set(self) -> set[str]:
-        return set(self._order)
 
     def _store(self, key: str, values: Mapping[str, Sequence[Value]]) -> None:
         entry = CaseInsensitiveDict()
@@ -469,7 +464,7 @@ class LdifDirectory(Directory):
             raise DirectoryError(f"{dn}: the entry has children", result="notAllowedOnNonLeaf",
                                  dn=dn)
         del self._dit[key]
-        self._order = [k for k in self._order if k != key]
+        self._order.pop(key, None)
         self.dirty = True
 
     def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
@@ -512,7 +507,7 @@ class LdifDirectory(Directory):
         values = target[new_attr] if new_attr in target else []
         if _index_of(new_attr, [decode(new_attr, v) for v in values], new_val) < 0:
             target[new_attr] = list(values) + [new_val.encode("utf-8")]
-        self._order = [renames.get(k, k) for k in self._order]
+        self._order = dict.fromkeys(renames.get(k, k) for k in self._order)
         self._implied = {renames.get(k, k) for k in self._implied}
         self._rewrite_references(key, new_key)
         self.dirty = True
