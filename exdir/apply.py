@@ -28,9 +28,9 @@ from typing import Callable, Literal, Mapping
 from . import dn as dnu
 from . import schema
 from .directory import Directory, apply_mods, values_equal
-from .errors import Conflict, ExdirError, InputError
+from .errors import Conflict, EntryExists, ExdirError, InputError, NoSuchEntry
 from .ldif_out import render
-from .plan import Add, Change, Delete, Modify, Plan, Rename, Value
+from .plan import Add, Change, Delete, Modify, NotInvertible, Plan, Rename, Value
 
 Status = Literal["pending", "done", "conflict"]
 Progress = Callable[[int, int], None]
@@ -160,12 +160,39 @@ def _within(value: str, base: str) -> bool:
         return False
 
 
-def _classify(change: Change, state: State, follow_references: bool) -> tuple[Status, str]:
+def _forward(dn: str, later: tuple[Change, ...], state: State) -> str | None:
+    """Where the entry `dn` names is, if renames later in the plan are already done.
+
+    An undo plan addresses entries by their names after the original plan's renames;
+    where the original run stopped before a rename, those names do not exist yet and
+    the entries sit under the names the (done) inverse renames further down give
+    them.  None where no later rename moves `dn`, or one that does is not done.
+    """
+    key = dnu.key(dn)
+    moved = False
+    for c in later:
+        if not isinstance(c, Rename):
+            continue
+        old, new = dnu.key(c.dn), dnu.key(c.new_dn)
+        if key == old or key.endswith("," + old):
+            if old in state or new not in state:
+                return None
+            key = key[: len(key) - len(old)] + new
+            moved = True
+    return key if moved else None
+
+
+def _classify(change: Change, state: State, follow_references: bool,
+              later: tuple[Change, ...] = ()) -> tuple[Status, str]:
     """The step's status against the simulated directory, which it then updates."""
     key = dnu.key(change.dn)
     if isinstance(change, Modify):
         entry = state.get(key)
         if entry is None:
+            later_key = _forward(change.dn, later, state)
+            if later_key is not None and later_key in state and _modify_done(state[later_key],
+                                                                             change):
+                return "done", "already holds the planned values (under a later name)"
             return "conflict", "the entry does not exist"
         try:
             state[key] = apply_mods(change.dn, entry, change.mods)
@@ -184,14 +211,21 @@ def _classify(change: Change, state: State, follow_references: bool) -> tuple[St
             return "done", "already renamed"
         if here and there:
             return "conflict", f"both {change.dn} and {change.new_dn} exist"
+        old_later, new_later = (_forward(change.dn, later, state),
+                                _forward(change.new_dn, later, state))
+        if new_later is not None and new_later in state and (
+                old_later is None or old_later not in state):
+            return "done", "already renamed (under a later name)"
         return "conflict", "the entry does not exist under either name"
     if isinstance(change, Add):
         if key not in state:
+            elsewhere = _forward(change.dn, later, state)
+            if elsewhere is not None and elsewhere in state and _holds_all(
+                    state[elsewhere], change):
+                return "done", "already exists with the planned values (under a later name)"
             state[key] = {n.lower(): list(v) for n, v in change.attributes}
             return "pending", ""
-        entry = state[key]
-        if all(_holds(n, entry.get(n.lower(), []), v) for n, vals in change.attributes
-               for v in vals):
+        if _holds_all(state[key], change):
             return "done", "already exists with the planned values"
         return "conflict", "an entry with that name exists with other values"
     if isinstance(change, Delete):
@@ -200,6 +234,11 @@ def _classify(change: Change, state: State, follow_references: bool) -> tuple[St
             return "pending", ""
         return "done", "already gone"
     raise TypeError(change)  # pragma: no cover
+
+
+def _holds_all(entry: Mapping[str, list[Value]], change: Add) -> bool:
+    return all(_holds(n, entry.get(n.lower(), []), v) for n, vals in change.attributes
+               for v in vals)
 
 
 # --- checking --------------------------------------------------------------------------
@@ -216,10 +255,18 @@ def check(directory: Directory, plan: Plan) -> Checked:
     """Read every touched entry in one bulk read and classify every step."""
     origins = plan.origins()
     wanted: list[str] = []
-    for change, origin in zip(plan.changes, origins):
+    renames = [(i, c) for i, c in enumerate(plan.changes) if isinstance(c, Rename)]
+    for i, (change, origin) in enumerate(zip(plan.changes, origins)):
         wanted += [origin, change.dn]
         if isinstance(change, Rename):
             wanted.append(change.new_dn)
+        later = [c for j, c in renames if j > i]
+        if later:  # where the entry is if the later renames are done (see _forward)
+            for dn in (change.dn, change.new_dn):
+                for c in later:
+                    if dnu.is_within(dn, c.dn):
+                        dn = dnu.rebase(dn, c.dn, c.new_dn)
+                wanted.append(dn)
     found = directory.read_many(wanted, ("*",))
     before: State = {k: _entry_state(e.attributes) for k, e in found.items()}
 
@@ -237,7 +284,8 @@ def check(directory: Directory, plan: Plan) -> Checked:
     steps: list[StepRecord] = []
     refusals: list[str] = []
     for number, change in enumerate(resolved.changes, start=1):
-        status, detail = _classify(change, state, directory.follows_dn_references)
+        status, detail = _classify(change, state, directory.follows_dn_references,
+                                   resolved.changes[number:])
         steps.append(StepRecord(number, _kind(change), change.dn, change.reason, status,
                                 detail=detail))
         if status == "conflict":
@@ -258,14 +306,57 @@ def _write(directory: Directory, change: Change) -> None:
         directory.delete(change.dn)
 
 
+def _landed(directory: Directory, change: Change) -> bool:
+    """True where a write that reported failure was made all the same.
+
+    A connection dropped after the server committed reports an error for a change that
+    is in the directory; the rollback must undo it too, or "as before" would be false.
+    The step was pending, so its result showing now means this write made it.  Not
+    asked after a refusal by the server (a conflict): that write made nothing, and the
+    result showing would be someone else's change, which the rollback must keep.
+    """
+    try:
+        if isinstance(change, Modify):
+            entry = directory.read(change.dn)
+            return entry is not None and _modify_done(_entry_state(entry.attributes), change)
+        if isinstance(change, Rename):
+            if dnu.key(change.dn) == dnu.key(change.new_dn):
+                return False
+            return (directory.read(change.new_dn, ("objectClass",)) is not None
+                    and directory.read(change.dn, ("objectClass",)) is None)
+        if isinstance(change, Add):
+            return directory.read(change.dn, ("objectClass",)) is not None
+        if isinstance(change, Delete):
+            return directory.read(change.dn, ("objectClass",)) is None
+    except Exception:  # noqa: BLE001 - cannot tell: the rollback of the others goes on
+        return False
+    return False
+
+
 def _write_file(path: str, text: str) -> None:
-    """Write and fsync, so the file exists on disk before the first directory write."""
+    """Write and fsync, so the file exists on disk before the first directory write.
+
+    Atomically (temp file, fsync, rename, fsync of the folder): a run killed while
+    writing it leaves no undo file rather than half of one.
+    """
     folder = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class Journal:
@@ -356,10 +447,12 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
         return result
 
     undo_path = undo_file or default_undo_path()
-    inverse = checked.plan.inverse()
-    _write_file(undo_path, render(inverse, header=(
-        f"undo file written by exdir at {started} before the first write;",
-        f"`exdir apply {os.path.basename(undo_path)} --apply` rolls back what was done")))
+    inverse, left_out = _undo_plan(checked)
+    header = [f"undo file written by exdir at {started} before the first write;",
+              f"`exdir apply {os.path.basename(undo_path)} --apply` rolls back what was done"]
+    if left_out:
+        header.append(_left_out_note(left_out))
+    _write_file(undo_path, render(inverse, header=header))
     result.undo_file = undo_path
     journal = Journal(undo_path + ".journal", undo_path, len(checked.steps))
     result.journal_file = journal.path
@@ -378,6 +471,11 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                     _write(directory, changes[record.number - 1])
                 except Exception as exc:  # noqa: BLE001 - any failure rolls back
                     record.outcome, record.detail = "failed", _message(exc)
+                    if not isinstance(exc, (Conflict, NoSuchEntry, EntryExists)) and _landed(
+                            directory, changes[record.number - 1]):
+                        done.append(record.number)  # rolled back with the others
+                        record.detail += " (the change was made nonetheless)"
+                        journal.step(record.number, "done despite an error", record.dn)
                     raise _Failed(record.number, exc) from None
                 record.seconds = time.perf_counter() - s0
                 record.outcome = "applied"
@@ -404,8 +502,36 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
     result.message = (f"applied {len(done)} step(s)"
                       + (f", {len(checked.steps) - len(done)} already done" if
                          len(done) < len(checked.steps) else "")
-                      + f"; undo file {undo_path}")
+                      + f"; undo file {undo_path}"
+                      + (f" ({_left_out_note(left_out)})" if left_out else ""))
     return result
+
+
+def _undo_plan(checked: Checked) -> tuple[Plan, list[int]]:
+    """The inverse plan, newest first, and the steps it leaves out.
+
+    A step already done before this run whose inverse needs data the plan does not
+    hold (a delete record from a plan file carries no entry, and the entry is gone)
+    is left out rather than refusing the run: this run does not write it, and the
+    undo file of the run that did write it can restore it.  That is what lets an
+    undo file be applied after a partial rollback, or a killed plan be re-run.
+    """
+    inverted: list[Change] = []
+    left_out: list[int] = []
+    for record, change in zip(reversed(checked.steps), reversed(checked.plan.changes)):
+        try:
+            inverted.append(change.inverse())
+        except NotInvertible as exc:
+            if record.status != "done":
+                raise NotInvertible(f"step {record.number}: {exc.message}") from None
+            left_out.append(record.number)
+    return Plan(tuple(inverted)), sorted(left_out)
+
+
+def _left_out_note(left_out: list[int]) -> str:
+    steps = ", ".join(str(n) for n in left_out)
+    return (f"step(s) {steps} were already done before this run and cannot be undone from "
+            "this plan; the undo file of the run that did them can")
 
 
 def _message(exc: BaseException) -> str:
@@ -429,7 +555,9 @@ def _roll_back(directory: Directory, checked: Checked, done: list[int], failure:
             result.message = (f"step {failure.number} failed ({_message(failure.error)}) and the "
                               f"rollback failed at step {number} ({_message(exc)}); run "
                               f"`exdir apply {result.undo_file} --apply` to finish undoing "
-                              f"(steps {min(remaining)}-{max(remaining)} are still applied)")
+                              f"(steps {min(remaining)}-{max(remaining)} are still applied)"
+                              + ("; the LDIF file on disk was not rewritten"
+                                 if directory.backend == "ldif" else ""))
             timings["rollback"] = time.perf_counter() - t0
             return result
         undone.append(number)

@@ -55,11 +55,16 @@ def _stderr(message: str) -> None:
 
 
 class ModLike(Protocol):
-    """One block of a modify: what exdir.plan.Mod holds."""
+    """One block of a modify: what exdir.plan.Mod holds (read-only here)."""
 
-    op: str
-    attribute: str
-    values: tuple[Value, ...]
+    @property
+    def op(self) -> str: ...
+
+    @property
+    def attribute(self) -> str: ...
+
+    @property
+    def values(self) -> tuple[Value, ...]: ...
 
 
 class Entry:
