@@ -7,6 +7,8 @@ from typing import Optional
 import typer
 
 from exdir.apply import ApplyResult, run
+from exdir.directory import Directory
+from exdir.plan import Plan
 from exdir.ldif_in import read_plan
 from exdir.ldif_out import render
 from exdir.report import check_report_path, write_report
@@ -40,6 +42,22 @@ def finish(opts: Options, result: ApplyResult, report: str | None) -> None:
         print(f"exdir: {result.message}", file=sys.stderr)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
+            undo_file: str | None, report: str | None) -> None:
+    """What every write command ends with: the plan as LDIF (dry run), or the apply.
+
+    The LDIF printed is the plan applied: one Plan object, one renderer."""
+    if not do_apply:
+        sys.stdout.write(render(plan))
+        opts.warn(f"{len(plan)} change(s) planned; nothing written (add --apply to apply)")
+        if report:
+            write_report(report, run(directory, plan, apply=False))
+        return
+    result = run(directory, plan, apply=True, undo_file=undo_file,
+                 progress=progress_printer(opts))
+    finish(opts, result, report)
 
 
 def apply_cmd(

@@ -5,11 +5,16 @@ from typing import Optional
 
 import typer
 
-from exdir.legacydn import list_values
+from exdir.legacydn import check_value, list_values
+from exdir.rename import find_object, plan_set, read_value_context
+from exdir.report import check_report_path
+
+from . import options as o
+from .apply import execute
 
 from .context import fail, options, print_json, print_table
 
-app = typer.Typer(help="View and maintain legacyExchangeDN values.", no_args_is_help=True)
+app = typer.Typer(help="View and change legacyExchangeDN values.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -35,3 +40,33 @@ def list_cmd(
     else:
         print_table(["legacyExchangeDN", "class", "DN"],
                     [(r.value, r.object_class, r.dn) for r in rows])
+
+
+@app.command("set")
+def set_cmd(
+    ctx: typer.Context,
+    obj: str = typer.Argument(..., metavar="OBJECT",
+                              help="A DN, a mailNickname or the current legacyExchangeDN."),
+    new_value: str = typer.Argument(..., metavar="NEW_VALUE", help="The new legacyExchangeDN."),
+    do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
+    report: Optional[str] = o.REPORT, keep_x500: bool = o.KEEP_X500,
+) -> None:
+    """Change one object's legacyExchangeDN; a recipient keeps its old value as X500,
+    a server's mailboxes get the new value in msExchHomeServerName.
+
+    Example: exdir --ldif lab.ldif legacydn set jsmith "/o=Fabrikam/ou=Europe/cn=Recipients/cn=jsmith" --apply
+    """
+    opts = options(ctx)
+    try:
+        check_report_path(report)
+        check_value(new_value)
+        with opts.open() as directory:
+            entry = find_object(directory, obj)
+            context = read_value_context(directory, entry, new_value)
+            plan = plan_set(entry, new_value, context, directory.naming, keep_x500=keep_x500)
+            execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+                    report=report)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        fail(opts, exc)

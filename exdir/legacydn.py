@@ -1,8 +1,12 @@
-"""legacyExchangeDN values: parts, prefixes on part boundaries, listing.
+"""legacyExchangeDN values: grammar, parts, prefixes on part boundaries, listing.
 
 Values compare case-insensitively (`/O=`, `/CN=` occur in real data) and a
 prefix only counts on a part boundary: `/o=Fabrikam` is not a prefix of
-`/o=Fabrikam Archive`.
+`/o=Fabrikam Archive`.  A rewritten value keeps the case of what follows the
+prefix.  The grammar (MS-OXOABK, ../shared/EXCHANGE.md): `/o=<org>`, an
+optional `/ou=<group>`, then up to 14 `/cn=` parts; each part 1-64 printable
+ASCII characters without leading or trailing space; at most 256 characters of
+values.  `ADCDisabledMail` is a literal, not a DN.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
 from .directory import Directory
+from .errors import InputError
 
 ADC_DISABLED = "ADCDisabledMail"  # stamped on mailboxes deleted in a mixed organisation
 _PART = re.compile(r"/(o|ou|cn)=", re.IGNORECASE)
@@ -43,6 +48,104 @@ def has_prefix(value: str, prefix: str) -> bool:
         return False
     v = [(t, x.lower()) for t, x in parts(value)]
     return v[: len(p)] == p
+
+
+MAX_PART = 64
+MAX_VALUES = 256
+MAX_CN_PARTS = 14
+# Characters a name inside a legacyExchangeDN cannot hold: the part separator and
+# the type/value separator, and anything outside printable ASCII (Teletex syntax).
+# An assumption kept here in one place: Exchange's own setup was stricter.
+_FORBIDDEN_IN_NAME = frozenset("/=\\")
+
+
+class InvalidLegacyDN(InputError):
+    """A value or a name that breaks the legacyExchangeDN grammar (exit 2)."""
+
+
+def is_adc_disabled(value: str) -> bool:
+    return value.strip().lower() == ADC_DISABLED.lower()
+
+
+def problems(value: str) -> list[str]:
+    """What makes value break the grammar; [] for a valid legacyExchangeDN."""
+    if is_adc_disabled(value):
+        return [f"{ADC_DISABLED} is a marker, not a legacyExchangeDN"]
+    found: list[str] = []
+    if any(not (" " <= c <= "~") for c in value):
+        found.append("only printable ASCII characters are allowed")
+    ps = parts(value)
+    if not ps:
+        return found + ["it must start with /o="]
+    types = [t for t, _ in ps]
+    if types[0] != "o" or "o" in types[1:]:
+        found.append("/o= must come first, once")
+    rest = types[1:]
+    if rest and rest[0] == "ou":
+        rest = rest[1:]
+    if any(t != "cn" for t in rest):
+        found.append("after /o= and an optional /ou= only /cn= parts may follow")
+    if len(rest) > MAX_CN_PARTS:
+        found.append(f"at most {MAX_CN_PARTS} /cn= parts")
+    for t, v in ps:
+        if not v:
+            found.append(f"an empty /{t}= part")
+        elif len(v) > MAX_PART:
+            found.append(f"/{t}={v[:20]}… is longer than {MAX_PART} characters")
+        elif v != v.strip(" "):
+            found.append(f"/{t}={v!r} has a leading or trailing space")
+        elif "/" in v:
+            found.append(f"/{t}={v!r} holds a '/', which separates parts")
+    if sum(len(v) for _, v in ps) > MAX_VALUES:
+        found.append(f"more than {MAX_VALUES} characters of values")
+    return found
+
+
+def check_value(value: str) -> str:
+    """value if it is a valid legacyExchangeDN, else InvalidLegacyDN naming the first problem."""
+    found = problems(value)
+    if found:
+        raise InvalidLegacyDN(f"invalid legacyExchangeDN {value!r}: {found[0]}")
+    return value
+
+
+def check_name(name: str, what: str) -> str:
+    """A new organisation or administrative group name, as it will stand in values."""
+    if not name or name != name.strip(" "):
+        raise InvalidLegacyDN(f"{what} name {name!r}: empty, or a leading or trailing space")
+    if len(name) > MAX_PART:
+        raise InvalidLegacyDN(f"{what} name {name!r} is longer than {MAX_PART} characters")
+    bad = sorted({c for c in name if c in _FORBIDDEN_IN_NAME or not (" " <= c <= "~")})
+    if bad:
+        raise InvalidLegacyDN(f"{what} name {name!r}: legacyExchangeDN values cannot hold "
+                              + " ".join(repr(c) for c in bad))
+    return name
+
+
+def _prefix_end(value: str, prefix: str) -> int | None:
+    """The offset in value where prefix's parts end, or None if prefix is not a prefix."""
+    if not has_prefix(value, prefix):
+        return None
+    count = len(parts(prefix))
+    starts = list(_PART.finditer(value))
+    return starts[count].start() if count < len(starts) else len(value)
+
+
+def rewrite(value: str, old_prefix: str, new_prefix: str) -> str | None:
+    """value with old_prefix replaced by new_prefix (the rest keeps its case), or None.
+
+    `rewrite("/O=Fabrikam/OU=First/CN=x", "/o=fabrikam", "/o=Contoso")` →
+    `/o=Contoso/OU=First/CN=x`.
+    """
+    end = _prefix_end(value, old_prefix)
+    if end is None:
+        return None
+    return new_prefix + value[end:]
+
+
+def same(a: str, b: str) -> bool:
+    """Equality of two values as Exchange compares them (case-insensitive)."""
+    return a.lower() == b.lower()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""`exdir check`: the safety preflight — what it found and which operations it blocks."""
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+
+from exdir.checks import preflight
+from exdir.topology import read_topology
+
+from .context import fail, options, print_json
+
+
+def check(ctx: typer.Context) -> None:
+    """Count domain controllers, spot ADC agreements and mixed mode, and say which
+    operations each finding blocks. Exit 1 while anything blocks.
+
+    Example: exdir --url ldaps://dc1.fabrikam.com --bind-dn ADMIN_DN --password-file pw check
+    """
+    opts = options(ctx)
+    try:
+        with opts.open() as directory:
+            topology = read_topology(directory)
+            findings = preflight(directory, topology)
+            where = directory.describe()
+    except Exception as exc:  # noqa: BLE001
+        fail(opts, exc)
+        return
+    dcs = topology.domain_controllers
+    if opts.json:
+        print_json({"directory": where,
+                    "domain_controllers": [dataclasses.asdict(d) for d in dcs],
+                    "findings": [dataclasses.asdict(f) for f in findings]})
+    else:
+        print(f"{where}: {len(dcs)} domain controller(s)"
+              + (": " + ", ".join(d.name + (" (read-only)" if d.read_only else "")
+                                  for d in dcs) if dcs else ""))
+        if not findings:
+            print("no findings: nothing blocks a rename or a move")
+        for f in findings:
+            label = "BLOCKS " + ", ".join(f.blocks) if f.severity == "blocks" else "warning"
+            print(f"[{label}] {f.message}")
+    if any(f.severity == "blocks" for f in findings):
+        raise typer.Exit(1)

@@ -1,0 +1,16 @@
+"""Options every write command shares (DESIGN.md, "Common write options")."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+APPLY = typer.Option(False, "--apply", help="Carry the plan out (default: print it as LDIF).")
+LAB = typer.Option(False, "--lab", help="Confirm this is a lab: renames apply only with it.")
+UNDO_FILE: Optional[str] = typer.Option(
+    None, "--undo-file", metavar="PATH",
+    help="Where to write the undo file (default exdir-undo-<UTC time>.ldif here).")
+REPORT: Optional[str] = typer.Option(None, "--report", metavar="PATH",
+                                     help="Write what happened to PATH (.json or .xml).")
+KEEP_X500 = typer.Option(True, "--keep-x500/--no-keep-x500",
+                         help="Keep each replaced legacyExchangeDN as an X500 proxy address.")

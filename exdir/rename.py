@@ -1,0 +1,281 @@
+"""Renames the legacydn.exe way: the organisation, an administrative group, one value.
+
+Active Directory moves the renamed container's subtree and rewrites DN-valued
+references, but never the strings that carry the organisation and group names:
+legacyExchangeDN on every Exchange object and recipient, msExchHomeServerName
+on every mailbox.  A rename plan renames the container and rewrites each of
+those values, keeps each recipient's old value as an `X500:` proxy, and on a
+server that does not make references follow (slapd) rewrites the references too.
+
+Reading is bulk (one paged search per partition); planning is pure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from ldap3.utils.conv import escape_filter_chars
+
+from . import dn as dnu
+from .directory import Directory, Entry, NamingContexts
+from .errors import InputError, Refused
+from .legacydn import check_name, check_value, has_prefix, rewrite, same
+from .plan import Change, Mod, Modify, Plan, Rename
+from .topology import ALLOW_RENAME, Topology
+
+FYDIBOHF23SPDLT = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
+VALUE_ATTRIBUTES = ("legacyExchangeDN", "msExchHomeServerName")
+# DN-valued attributes that point into the Exchange configuration: on a server that
+# does not rewrite references on rename, the plan must rewrite these itself.
+REFERENCE_ATTRIBUTES = ("homeMDB", "homeMTA", "msExchResponsibleMTAServer", "showInAddressBook",
+                        "altRecipient", "publicDelegates", "msExchHomeSyncService", "managedBy",
+                        "member")
+_READ = ("objectClass", "cn", "mailNickname", "proxyAddresses", *VALUE_ATTRIBUTES,
+         *REFERENCE_ATTRIBUTES)
+
+
+@dataclass(frozen=True)
+class RenameScope:
+    """What one rename changes: the container and the legacyExchangeDN prefix."""
+
+    what: str  # "organisation" or "administrative group"
+    container: str  # DN of the object renamed
+    new_name: str
+    old_prefix: str
+    new_prefix: str
+
+    @property
+    def new_rdn(self) -> str:
+        return dnu.build([("CN", self.new_name)])
+
+    @property
+    def new_container(self) -> str:
+        return dnu.join(self.new_rdn, dnu.parent(self.container))
+
+
+def _require_rename_allowed(dn: str, flags: int | None, what: str) -> None:
+    """AD refuses to rename a configuration object without FLAG_CONFIG_ALLOW_RENAME."""
+    if flags is None or not flags & ALLOW_RENAME:
+        shown = "no systemFlags" if flags is None else f"systemFlags {flags}"
+        raise Refused(f"the {what} {dnu.rdn_value(dn)!r} has {shown}: without "
+                      "FLAG_CONFIG_ALLOW_RENAME (0x40000000) Active Directory refuses to rename "
+                      "it, and the flag can only be set when the object is created")
+
+
+def org_scope(topology: Topology, new_name: str) -> RenameScope:
+    """The rename of the organisation to new_name, validated (InputError: exit 2)."""
+    org = topology.organization
+    check_name(new_name, "organisation")
+    if new_name.lower() == org.name.lower():
+        raise InputError(f"the organisation is already named {org.name!r}")
+    old_prefix = org.legacy_dn or f"/o={org.name}"
+    _require_rename_allowed(org.dn, org.system_flags, "organisation")
+    return RenameScope("organisation", org.dn, new_name, old_prefix, f"/o={new_name}")
+
+
+def admin_group_scope(topology: Topology, old_name: str, new_name: str) -> RenameScope:
+    """The rename of one administrative group, validated (InputError: exit 2)."""
+    group = topology.admin_group(old_name)
+    if group is None:
+        known = ", ".join(g.name for g in topology.admin_groups) or "none"
+        raise InputError(f"no administrative group named {old_name!r} (there are: {known})")
+    if group.name.lower() == FYDIBOHF23SPDLT.lower():
+        raise InputError(f"{FYDIBOHF23SPDLT!r} is where Exchange 2007 and later keep their "
+                         "servers: it must not be renamed")
+    check_name(new_name, "administrative group")
+    if new_name.lower() == FYDIBOHF23SPDLT.lower():
+        raise InputError(f"{FYDIBOHF23SPDLT!r} is reserved for Exchange 2007 and later")
+    for other in topology.admin_groups:
+        if other.name.lower() == new_name.lower():
+            raise InputError(f"an administrative group named {other.name!r} exists already")
+    org_prefix = topology.organization.legacy_dn or f"/o={topology.organization.name}"
+    old_prefix = group.legacy_dn or f"{org_prefix}/ou={group.name}"
+    if not has_prefix(old_prefix, org_prefix):
+        raise InputError(f"the group's legacyExchangeDN {old_prefix!r} is not under the "
+                         f"organisation's {org_prefix!r}; run `exdir legacydn audit` first")
+    new_prefix = rewrite(old_prefix, old_prefix, f"{org_prefix}/ou={new_name}") or ""
+    _require_rename_allowed(group.dn, group.system_flags, "administrative group")
+    return RenameScope("administrative group", group.dn, new_name, old_prefix, new_prefix)
+
+
+def read_affected(directory: Directory, scope: RenameScope, *, references: bool
+                  ) -> list[Entry]:
+    """Every entry holding a value under the old prefix (and, where the server does not
+    make references follow, every entry referencing the Exchange configuration):
+    one paged search per partition, never one per object."""
+    esc = escape_filter_chars(scope.old_prefix)
+    terms = [f"(legacyExchangeDN={esc}*)", f"(msExchHomeServerName={esc}*)"]
+    if references:
+        terms += [f"({a}=*)" for a in REFERENCE_ATTRIBUTES]
+    flt = "(|" + "".join(terms) + ")"
+    return _search_partitions(directory, flt, _READ)
+
+
+def _search_partitions(directory: Directory, flt: str, attributes: Sequence[str]
+                       ) -> list[Entry]:
+    config = directory.naming.configuration
+    out: list[Entry] = []
+    for base in [b for b in (config, directory.naming.domain) if b]:
+        for entry in directory.search(base, flt, attributes):
+            if base != config and config and dnu.is_within(entry.dn, config):
+                continue  # listed already from the configuration partition
+            out.append(entry)
+    return out
+
+
+def _is_recipient(entry: Entry, naming: NamingContexts) -> bool:
+    """A mail recipient: in a domain partition, with a mailNickname or proxyAddresses."""
+    if naming.configuration and dnu.is_within(entry.dn, naming.configuration):
+        return False
+    return entry.has("mailNickname") or entry.has("proxyAddresses")
+
+
+def x500_of(old_value: str, proxies: Iterable[str]) -> str | None:
+    """The X500 proxy to add for old_value, or None where an equal one is there."""
+    wanted = f"X500:{old_value}"
+    if any(same(p, wanted) for p in proxies):
+        return None
+    return wanted
+
+
+def plan_rename(scope: RenameScope, entries: Sequence[Entry], naming: NamingContexts, *,
+                keep_x500: bool = True, rewrite_references: bool = False) -> Plan:
+    """The whole rename as one plan: the container first, then every value.
+
+    Steps after the rename address entries by their new DNs, so the plan replays
+    in order with ldapmodify.  Pure: no directory access.
+    """
+    changes: list[Change] = [Rename(
+        scope.container, scope.new_rdn, None,
+        f"rename the {scope.what} {dnu.rdn_value(scope.container)!r} to {scope.new_name!r}; "
+        "Active Directory moves its subtree" + (" and every DN reference"
+                                                if not rewrite_references else ""))]
+    old_c, new_c = scope.container, scope.new_container
+    config_first = sorted(entries, key=lambda e: (not _in(e.dn, naming.configuration),
+                                                  dnu.depth(e.dn), dnu.key(e.dn)))
+    for entry in config_first:
+        address = dnu.rebase(entry.dn, old_c, new_c) if _in(entry.dn, old_c) else entry.dn
+        mods: list[Mod] = []
+        rewritten_legacy: str | None = None
+        for attr in VALUE_ATTRIBUTES:
+            for value in entry.texts(attr):
+                new_value = rewrite(value, scope.old_prefix, scope.new_prefix)
+                if new_value is None or new_value == value:
+                    continue
+                mods += [Mod("delete", attr, (value,)), Mod("add", attr, (new_value,))]
+                if attr == "legacyExchangeDN":
+                    rewritten_legacy = value
+        recipient = _is_recipient(entry, naming)
+        if keep_x500 and recipient and rewritten_legacy is not None:
+            proxy = x500_of(rewritten_legacy, entry.texts("proxyAddresses"))
+            if proxy:
+                mods.append(Mod("add", "proxyAddresses", (proxy,)))
+        if rewrite_references:
+            for attr in REFERENCE_ATTRIBUTES:
+                old_refs = [v for v in entry.texts(attr) if _in(v, old_c)]
+                if old_refs:
+                    mods += [Mod("delete", attr, tuple(old_refs)),
+                             Mod("add", attr, tuple(dnu.rebase(v, old_c, new_c)
+                                                    for v in old_refs))]
+        if mods:
+            changes.append(Modify(address, tuple(mods), _reason(entry, scope, recipient,
+                                                               keep_x500, address != entry.dn)))
+    return Plan(tuple(changes))
+
+
+def _in(dn: str, base: str) -> bool:
+    try:
+        return bool(base) and dnu.is_within(dn, base)
+    except InputError:
+        return False
+
+
+def _reason(entry: Entry, scope: RenameScope, recipient: bool, keep_x500: bool,
+            moved: bool) -> str:
+    classes = entry.object_classes
+    kind = next((label for cls, label in (
+        ("msexchexchangeserver", "server"), ("msexchprivatemdb", "mailbox store"),
+        ("msexchpublicmdb", "public store"), ("mta", "MTA"), ("msexchadmingroup",
+                                                               "administrative group"),
+        ("msexchorganizationcontainer", "organisation")) if cls in classes),
+        "recipient" if recipient else "object")
+    what = f"{kind} {dnu.rdn_value(entry.dn)}: values under {scope.old_prefix} rewritten"
+    if recipient and keep_x500:
+        what += ", old legacyExchangeDN kept as X500"
+    if moved:
+        what += " (addressed by its DN after the rename)"
+    return what
+
+
+# --- one value ----------------------------------------------------------------------------
+
+def find_object(directory: Directory, ident: str) -> Entry:
+    """OBJECT as `legacydn set` takes it: a DN, a mailNickname or a current value."""
+    if ident.startswith("/"):
+        flt = f"(legacyExchangeDN={escape_filter_chars(ident)})"
+    elif "=" in ident and "," in ident:
+        try:
+            dnu.split(ident)
+        except InputError:
+            raise InputError(f"unknown object {ident!r}: not a DN, mailNickname or "
+                             "legacyExchangeDN") from None
+        entry = directory.read(ident, _READ)
+        if entry is None:
+            raise InputError(f"unknown object: no entry {ident}")
+        return entry
+    else:
+        flt = f"(mailNickname={escape_filter_chars(ident)})"
+    found = _search_partitions(directory, flt, _READ)
+    if not found:
+        raise InputError(f"unknown object {ident!r}: no object has that "
+                         + ("legacyExchangeDN" if ident.startswith("/") else "mailNickname"))
+    if len(found) > 1:
+        raise InputError(f"{ident!r} is ambiguous: " + "; ".join(e.dn for e in found[:5]))
+    return found[0]
+
+
+def read_value_context(directory: Directory, entry: Entry, new_value: str) -> list[Entry]:
+    """Objects that already hold new_value, and those whose msExchHomeServerName is the
+    object's current value (a server's mailboxes): one search per partition."""
+    old = entry.text("legacyExchangeDN") or ""
+    terms = [f"(legacyExchangeDN={escape_filter_chars(new_value)})"]
+    if old:
+        terms.append(f"(msExchHomeServerName={escape_filter_chars(old)})")
+    return _search_partitions(directory, "(|" + "".join(terms) + ")", _READ)
+
+
+def plan_set(entry: Entry, new_value: str, context: Sequence[Entry], naming: NamingContexts, *,
+             keep_x500: bool = True) -> Plan:
+    """One object's legacyExchangeDN changed; for a server, its mailboxes'
+    msExchHomeServerName follow.  Pure."""
+    check_value(new_value)
+    old = entry.text("legacyExchangeDN")
+    taken = [e for e in context if dnu.key(e.dn) != dnu.key(entry.dn)
+             and any(same(v, new_value) for v in e.texts("legacyExchangeDN"))]
+    if taken:
+        raise InputError(f"{new_value!r} is already the legacyExchangeDN of {taken[0].dn}")
+    if old is not None and old == new_value:
+        return Plan(())
+    mods: list[Mod] = []
+    if old is not None:
+        mods.append(Mod("delete", "legacyExchangeDN", (old,)))
+    mods.append(Mod("add", "legacyExchangeDN", (new_value,)))
+    recipient = _is_recipient(entry, naming)
+    if keep_x500 and recipient and old and not same(old, new_value):
+        proxy = x500_of(old, entry.texts("proxyAddresses"))
+        if proxy:
+            mods.append(Mod("add", "proxyAddresses", (proxy,)))
+    changes: list[Change] = [Modify(entry.dn, tuple(mods), "legacyExchangeDN set"
+                                    + (", old value kept as X500" if recipient and keep_x500
+                                       and old else ""))]
+    if old and "msexchexchangeserver" in entry.object_classes:
+        for other in context:
+            homes = [v for v in other.texts("msExchHomeServerName") if same(v, old)]
+            if homes:
+                changes.append(Modify(other.dn, (Mod("delete", "msExchHomeServerName",
+                                                     tuple(homes)),
+                                                 Mod("add", "msExchHomeServerName",
+                                                     (new_value,))),
+                                      f"mailbox on {dnu.rdn_value(entry.dn)}: home server "
+                                      "value follows the server's new legacyExchangeDN"))
+    return Plan(tuple(changes))
