@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 
 from exdir.apply import ApplyResult, run
 from exdir.directory import Directory
+from exdir.move import MoveRecord
 from exdir.plan import Plan
 from exdir.ldif_in import read_plan
 from exdir.ldif_out import render
@@ -32,10 +33,11 @@ def progress_printer(opts: Options):  # type: ignore[no-untyped-def]
     return show
 
 
-def finish(opts: Options, result: ApplyResult, report: str | None) -> None:
+def finish(opts: Options, result: ApplyResult, report: str | None,
+           moves: Sequence[MoveRecord] | None = None) -> None:
     """Messages on stderr, the report file, the exit code of the contract."""
     if report:
-        write_report(report, result)
+        write_report(report, result, moves)
     for refusal in result.refusals:
         opts.warn(refusal)
     if result.message:
@@ -45,7 +47,8 @@ def finish(opts: Options, result: ApplyResult, report: str | None) -> None:
 
 
 def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
-            undo_file: str | None, report: str | None) -> None:
+            undo_file: str | None, report: str | None,
+            moves: Sequence[MoveRecord] | None = None) -> None:
     """What every write command ends with: the plan as LDIF (dry run), or the apply.
 
     The LDIF printed is the plan applied: one Plan object, one renderer."""
@@ -53,11 +56,11 @@ def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
         sys.stdout.write(render(plan))
         opts.warn(f"{len(plan)} change(s) planned; nothing written (add --apply to apply)")
         if report:
-            write_report(report, run(directory, plan, apply=False))
+            write_report(report, run(directory, plan, apply=False), moves)
         return
     result = run(directory, plan, apply=True, undo_file=undo_file,
                  progress=progress_printer(opts))
-    finish(opts, result, report)
+    finish(opts, result, report, moves)
 
 
 def apply_cmd(

@@ -14,6 +14,7 @@ from . import apply as apply_cmd
 from . import check as check_cmd
 from . import lab as lab_cmd
 from . import legacydn as legacydn_cmd
+from . import move as move_cmd
 from . import rename as rename_cmd
 from . import schema as schema_cmd
 from . import topology as topology_cmd
@@ -63,6 +64,7 @@ def root(
 app.command("topology")(topology_cmd.topology)
 app.command("apply")(apply_cmd.apply_cmd)
 app.command("check")(check_cmd.check)
+app.command("move")(move_cmd.move)
 app.add_typer(rename_cmd.app, name="rename")
 app.add_typer(legacydn_cmd.app, name="legacydn")
 app.add_typer(lab_cmd.app, name="lab")

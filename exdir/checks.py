@@ -74,7 +74,9 @@ def preflight(directory: Directory, topology: Topology) -> list[Finding]:
         found.append(Finding(
             "adc-agreements", "warning",
             f"{len(topology.agreements)} Active Directory Connector agreement(s): {names}. "
-            "An agreement can write old values back over a change; stop the ADC first"))
+            "An agreement can write old values back over a change; stop the ADC first "
+            "(a move between servers of one administrative group is refused in mixed mode "
+            "unless --adc-stopped)"))
     found.sort(key=lambda f: f.severity != "blocks")
     return found
 
@@ -91,3 +93,22 @@ def blocking(findings: list[Finding], operation: str, *, lab: bool) -> list[Find
             elif blocked == operation or (blocked == RENAME and operation.startswith(RENAME)):
                 out.append(f)
     return out
+
+
+def adc_move_refusal(topology: Topology, same_group_moves: list[str], *,
+                     adc_stopped: bool) -> str | None:
+    """Why a move must be refused for the ADC, or None.
+
+    In a mixed organisation with connection agreements, an agreement can write the
+    old homeMDB back over a move between servers of the same administrative group
+    (the advice was to stop the ADC for those moves)."""
+    if adc_stopped or not same_group_moves:
+        return None
+    if not (topology.organization.mixed_mode and topology.agreements):
+        return None
+    names = "; ".join(a.name for a in topology.agreements)
+    shown = ", ".join(same_group_moves[:5]) + (" …" if len(same_group_moves) > 5 else "")
+    return (f"the organisation is in mixed mode with connection agreements ({names}), and "
+            f"{len(same_group_moves)} mailbox(es) move between servers of one administrative "
+            f"group ({shown}): an agreement can write the old home back. Stop the ADC and "
+            "give --adc-stopped; nothing was planned")

@@ -5,13 +5,34 @@ import json
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Sequence
 
 from .apply import ApplyResult
 from .errors import InputError
+from .move import MoveRecord
 
 
-def as_dict(result: ApplyResult) -> dict[str, Any]:
+def _mailboxes(result: ApplyResult, moves: Sequence[MoveRecord]) -> list[dict[str, Any]]:
+    """One record per mailbox of a move, with the outcome of its step."""
+    out = []
+    for m in moves:
+        step = result.steps[m.step - 1] if m.step and m.step <= len(result.steps) else None
+        outcome = "skipped (already there)" if not m.planned else (
+            step.outcome if step else "not run")
+        out.append({"identity": m.identity, "dn": m.dn, "source": m.source, "target": m.target,
+                    "outcome": outcome, "seconds": round(step.seconds, 6) if step else 0.0,
+                    "note": m.note})
+    return out
+
+
+def as_dict(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> dict[str, Any]:
+    data = _as_dict(result)
+    if moves is not None:
+        data["mailboxes"] = _mailboxes(result, moves)
+    return data
+
+
+def _as_dict(result: ApplyResult) -> dict[str, Any]:
     return {
         "outcome": result.outcome,
         "exit_code": result.exit_code,
@@ -27,8 +48,8 @@ def as_dict(result: ApplyResult) -> dict[str, Any]:
     }
 
 
-def as_xml(result: ApplyResult) -> str:
-    data = as_dict(result)
+def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> str:
+    data = as_dict(result, moves)
     root = ET.Element("exdirApply", {k: str(data[k]) for k in
                                      ("outcome", "exit_code", "started") if data[k] is not None})
     for k in ("message", "undo_file", "journal_file", "resume_from"):
@@ -49,17 +70,29 @@ def as_xml(result: ApplyResult) -> str:
             ET.SubElement(el, "reason").text = s["reason"]
         if s["detail"]:
             ET.SubElement(el, "detail").text = s["detail"]
+    if "mailboxes" in data:
+        # like Exchange 2003's move report: one element per mailbox, source, target,
+        # outcome and time
+        report = ET.SubElement(root, "moveMailboxReport", {"started": data["started"]})
+        for m in data["mailboxes"]:
+            el = ET.SubElement(report, "mailbox", {k: str(m[k]) for k in
+                                                   ("identity", "source", "target", "outcome",
+                                                    "seconds")})
+            ET.SubElement(el, "dn").text = m["dn"]
+            if m["note"]:
+                ET.SubElement(el, "note").text = m["note"]
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_report(path: str, result: ApplyResult) -> None:
+def write_report(path: str, result: ApplyResult,
+                 moves: Sequence[MoveRecord] | None = None) -> None:
     """Write the report; the extension chooses the format (.json or .xml)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".json":
-        text = json.dumps(as_dict(result), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(as_dict(result, moves), indent=2, ensure_ascii=False) + "\n"
     elif ext == ".xml":
-        text = as_xml(result)
+        text = as_xml(result, moves)
     else:
         raise InputError(f"--report {path}: the name must end in .json or .xml")
     with open(path, "w", encoding="utf-8", newline="\n") as fh:

@@ -1,0 +1,384 @@
+"""Mailbox moves, directory side: the step Exchange 2003's move made after the data.
+
+homeMDB, homeMTA and msExchHomeServerName change together (one modify per
+mailbox, so Active Directory applies all three or none); the wireless
+attributes go when the target server is older than Exchange 2003; a move across
+administrative groups also rewrites legacyExchangeDN and keeps the old value as
+X500 (Exchange 2003 SP1).  Identities are resolved against one bulk read and an
+in-memory index, never one search per mailbox.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ldap3.utils.conv import escape_filter_chars
+
+from . import dn as dnu
+from .directory import Directory, Entry, NamingContexts
+from .errors import InputError, Refused
+from .legacydn import has_prefix, rewrite, same
+from .plan import Mod, Modify, Plan
+from .rename import x500_of
+from .topology import DOWNLEVEL, VERSIONS, ExchangeServer, Store, Topology
+
+WIRELESS = ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")
+HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
+_READ = ("objectClass", "cn", "mailNickname", "proxyAddresses", "legacyExchangeDN", *HOME,
+         *WIRELESS)
+TARGETED_LIMIT = 50  # up to this many identities: one OR-filter search; more: read all
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where mailboxes go: the store, its server, the MTA homeMTA names."""
+
+    store: Store
+    server: ExchangeServer
+    mta_dn: str
+    version: str  # the server's version class, or the one --assume-version gave
+
+    @property
+    def label(self) -> str:
+        sg = dnu.rdn_value(self.store.storage_group) if self.store.storage_group else "?"
+        return f"{self.server.name}/{sg}/{self.store.name}"
+
+    @property
+    def downlevel(self) -> bool:
+        return self.version in DOWNLEVEL
+
+
+@dataclass
+class MoveRecord:
+    """One mailbox of a move, for the plan's comments and the move report."""
+
+    identity: str
+    dn: str
+    source: str
+    target: str
+    planned: bool
+    note: str = ""
+    step: int | None = None
+
+
+@dataclass
+class MovePlan:
+    plan: Plan
+    moves: list[MoveRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- the target ------------------------------------------------------------------------
+
+def resolve_store(topology: Topology, text: str, assume_version: str | None = None) -> Target:
+    """STORE: a store DN, `SERVER/STORAGE GROUP/STORE`, or a store name used once."""
+    candidates: list[Store]
+    if "=" in text and "," in text:
+        found = topology.by_dn(text)
+        candidates = [found] if isinstance(found, Store) else []
+    elif text.count("/") == 2:
+        srv, sg, name = (p.strip().lower() for p in text.split("/"))
+        names = {s.dn.lower(): s.name.lower() for s in topology.servers}
+        candidates = [s for s in topology.stores if s.name.lower() == name
+                      and dnu.rdn_value(s.storage_group or "").lower() == sg
+                      and names.get(s.server.lower()) == srv]
+    else:
+        candidates = topology.stores_named(text)
+    if not candidates:
+        raise InputError(f"no mailbox store {text!r} (give a store DN, SERVER/STORAGE GROUP/"
+                         "STORE, or a store name used once)")
+    if len(candidates) > 1:
+        raise InputError(f"store name {text!r} is ambiguous: "
+                         + "; ".join(_store_label(topology, s) for s in candidates))
+    store = candidates[0]
+    if store.public:
+        raise InputError(f"{_store_label(topology, store)} is a public folder store: mailboxes "
+                         "live in mailbox (private) stores")
+    server = topology.server_of(store.dn)
+    if server is None:
+        raise InputError(f"the store {store.dn} is not under an Exchange server")
+    version = server.version
+    if version == "unknown":
+        if not assume_version:
+            raise Refused(f"the version of {server.name} is unknown (serialNumber "
+                          f"{server.serial!r}): the wireless rule depends on it; give "
+                          "--assume-version 5.5|2000|2003|2007+")
+        if assume_version not in VERSIONS[:-1]:
+            raise InputError(f"--assume-version {assume_version!r}: one of 5.5, 2000, 2003, 2007+")
+        version = assume_version
+    mta = topology.mta_of(server.dn)
+    if mta is None:
+        raise InputError(f"{server.name} has no Microsoft MTA object: homeMTA would name nothing")
+    return Target(store, server, mta.dn, version)
+
+
+def _store_label(topology: Topology, store: Store) -> str:
+    server = topology.server_of(store.dn)
+    sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
+    return f"{server.name if server else '?'}/{sg}/{store.name}"
+
+
+# --- identities ----------------------------------------------------------------------------
+
+def read_identities(path: str, stdin_text: str | None = None) -> list[str]:
+    """--from-file: one identity per line; blank lines and `#` comments skipped; `-` stdin."""
+    if path == "-":
+        text = stdin_text if stdin_text is not None else ""
+    else:
+        try:
+            with open(path, encoding="utf-8-sig") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not
+            ln.strip().startswith("#")]
+
+
+def _kind(identity: str) -> str:
+    if identity.startswith("/"):
+        return "legacyExchangeDN"
+    if identity.lower().startswith("smtp:"):
+        return "smtp"
+    if "=" in identity and "," in identity:
+        return "dn"
+    if "@" in identity:
+        return "smtp"
+    return "mailNickname"
+
+
+def _smtp(identity: str) -> str:
+    return identity[5:] if identity.lower().startswith("smtp:") else identity
+
+
+def read_mailboxes(directory: Directory, identities: Sequence[str]) -> list[Entry]:
+    """The candidates for these identities in one search per domain partition.
+
+    Few identities: one OR-filter of exactly them.  Many: every recipient, indexed
+    in memory (a search per identity would scan the in-memory directory each time).
+    """
+    if len(identities) <= TARGETED_LIMIT:
+        terms: list[str] = []
+        for ident in identities:
+            kind = _kind(ident)
+            if kind == "legacyExchangeDN":
+                terms.append(f"(legacyExchangeDN={escape_filter_chars(ident)})")
+            elif kind == "smtp":
+                terms.append(f"(proxyAddresses=smtp:{escape_filter_chars(_smtp(ident))})")
+            elif kind == "mailNickname":
+                terms.append(f"(mailNickname={escape_filter_chars(ident)})")
+        dns = [i for i in identities if _kind(i) == "dn"]
+        found: list[Entry] = []
+        if terms:
+            found += _search_domain(directory, "(|" + "".join(terms) + ")")
+        if dns:
+            found += list(directory.read_many(dns, _READ).values())
+        return found
+    return _search_domain(directory, "(|(mailNickname=*)(proxyAddresses=*)(homeMDB=*))")
+
+
+def _search_domain(directory: Directory, flt: str) -> list[Entry]:
+    config = directory.naming.configuration
+    return [e for e in directory.search(directory.naming.domain, flt, _READ)
+            if not (config and dnu.is_within(e.dn, config))]
+
+
+@dataclass
+class _Index:
+    by_key: dict[tuple[str, str], list[Entry]]
+
+    @classmethod
+    def build(cls, entries: Iterable[Entry]) -> "_Index":
+        index: dict[tuple[str, str], list[Entry]] = {}
+        seen: set[str] = set()
+
+        def put(kind: str, value: str, entry: Entry) -> None:
+            bucket = index.setdefault((kind, value.lower()), [])
+            if all(dnu.key(e.dn) != dnu.key(entry.dn) for e in bucket):
+                bucket.append(entry)
+
+        for e in entries:
+            k = dnu.key(e.dn)
+            if k in seen:
+                continue
+            seen.add(k)
+            put("dn", k, e)
+            for nick in e.texts("mailNickname"):
+                put("mailNickname", nick, e)
+            for legacy in e.texts("legacyExchangeDN"):
+                put("legacyExchangeDN", legacy, e)
+            for proxy in e.texts("proxyAddresses"):
+                if proxy.lower().startswith("smtp:"):
+                    put("smtp", proxy[5:], e)
+        return cls(index)
+
+    def find(self, identity: str) -> list[Entry]:
+        kind = _kind(identity)
+        if kind == "dn":
+            try:
+                return self.by_key.get(("dn", dnu.key(identity)), [])
+            except InputError:
+                return []
+        value = _smtp(identity) if kind == "smtp" else identity
+        return self.by_key.get((kind, value.lower()), [])
+
+
+def resolve_mailboxes(identities: Sequence[str], entries: Iterable[Entry]
+                      ) -> tuple[list[tuple[str, Entry]], list[str]]:
+    """(identity, mailbox) pairs in order, duplicates dropped, and warnings.
+
+    Unknown, ambiguous and non-mailbox identities are all collected into one
+    InputError (exit 2): nothing is planned while one is wrong."""
+    index = _Index.build(entries)
+    problems: list[str] = []
+    out: list[tuple[str, Entry]] = []
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for ident in identities:
+        found = index.find(ident)
+        if not found:
+            problems.append(f"{ident}: unknown (no {_kind(ident)} matches)")
+            continue
+        if len(found) > 1:
+            problems.append(f"{ident}: ambiguous ({'; '.join(e.dn for e in found[:4])})")
+            continue
+        entry = found[0]
+        if not (entry.has("homeMDB") or entry.has("msExchHomeServerName")):
+            problems.append(f"{ident}: {entry.dn} has no mailbox (no homeMDB)")
+            continue
+        key = dnu.key(entry.dn)
+        if key in seen:
+            warnings.append(f"{ident}: the same mailbox as {seen[key]!r}; moved once")
+            continue
+        seen[key] = ident
+        out.append((ident, entry))
+    if problems:
+        raise InputError(f"{len(problems)} identit{'y' if len(problems) == 1 else 'ies'} "
+                         "cannot be moved, nothing planned: " + " | ".join(problems))
+    return out, warnings
+
+
+# --- planning --------------------------------------------------------------------------------
+
+def _server_for(topology: Topology, entry: Entry) -> dict[str, str | None]:
+    """The server each home attribute names (None where it names nothing known)."""
+    out: dict[str, str | None] = {}
+    mdb = entry.text("homeMDB")
+    mta = entry.text("homeMTA")
+    home = entry.text("msExchHomeServerName")
+    s = topology.server_of(mdb) if mdb else None
+    out["homeMDB"] = s.name if s else None
+    s = topology.server_of(mta) if mta else None
+    out["homeMTA"] = s.name if s else None
+    found = topology.by_legacy_dn(home) if home else None
+    out["msExchHomeServerName"] = found.name if isinstance(found, ExchangeServer) else None
+    return out
+
+
+def _source_server(topology: Topology, entry: Entry) -> ExchangeServer | None:
+    mdb = entry.text("homeMDB")
+    if mdb:
+        s = topology.server_of(mdb)
+        if s:
+            return s
+    home = entry.text("msExchHomeServerName")
+    found = topology.by_legacy_dn(home) if home else None
+    return found if isinstance(found, ExchangeServer) else None
+
+
+def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, Entry]], target: Target,
+              naming: NamingContexts, *, keep_legacydn: bool = False) -> MovePlan:
+    """One modify per mailbox: the three home attributes together, wireless stripped for
+    a downlevel target, legacyExchangeDN rewritten across administrative groups.  Pure."""
+    result = MovePlan(Plan(()))
+    changes: list[Modify] = []
+    target_ag = next((g for g in topology.admin_groups
+                      if dnu.key(g.dn) == dnu.key(target.server.admin_group or "")), None)
+    wanted = {"homeMDB": target.store.dn, "homeMTA": target.mta_dn,
+              "msExchHomeServerName": target.server.legacy_dn or ""}
+    for ident, entry in mailboxes:
+        source = _source_server(topology, entry)
+        source_label = _current_label(topology, entry)
+        record = MoveRecord(ident, entry.dn, source_label, target.label, planned=False)
+        result.moves.append(record)
+        mods: list[Mod] = []
+        for attr in HOME:
+            have = entry.texts(attr)
+            if len(have) == 1 and _same_value(attr, have[0], wanted[attr]):
+                continue
+            if have:
+                mods.append(Mod("delete", attr, tuple(have)))
+            mods.append(Mod("add", attr, (wanted[attr],)))
+        notes: list[str] = []
+        servers = _server_for(topology, entry)
+        if len(set(servers.values())) > 1:
+            notes.append("was split (" + ", ".join(f"{a} on {v or 'nothing known'}"
+                                                    for a, v in servers.items())
+                         + "): the move makes the three agree")
+        if not mods:
+            record.note = "already there: skipped"
+            continue
+        if target.downlevel:
+            stripped = [a for a in WIRELESS if entry.has(a)]
+            for attr in stripped:
+                mods.append(Mod("delete", attr, tuple(entry.get(attr))))
+            if stripped:
+                notes.append(f"wireless attributes removed: {target.server.name} runs "
+                             f"Exchange {target.version}, which predates them")
+        source_ag = next((g for g in topology.admin_groups if source and dnu.key(g.dn)
+                          == dnu.key(source.admin_group or "")), None)
+        legacy = entry.text("legacyExchangeDN")
+        if (not keep_legacydn and source_ag and target_ag and legacy
+                and dnu.key(source_ag.dn) != dnu.key(target_ag.dn)):
+            old_prefix = source_ag.legacy_dn or ""
+            new_value = rewrite(legacy, old_prefix, target_ag.legacy_dn or "") \
+                if old_prefix and has_prefix(legacy, old_prefix) else None
+            if new_value and new_value != legacy:
+                mods += [Mod("delete", "legacyExchangeDN", (legacy,)),
+                         Mod("add", "legacyExchangeDN", (new_value,))]
+                proxy = x500_of(legacy, entry.texts("proxyAddresses"))
+                if proxy:
+                    mods.append(Mod("add", "proxyAddresses", (proxy,)))
+                notes.append(f"across administrative groups: legacyExchangeDN now under "
+                             f"{target_ag.legacy_dn}, old value kept as X500")
+            else:
+                notes.append(f"across administrative groups, but legacyExchangeDN {legacy!r} is "
+                             f"not under {old_prefix!r}: left as it is")
+        reason = f"move {ident} from {source_label} to {target.label}"
+        if notes:
+            reason += "; " + "; ".join(notes)
+        record.planned = True
+        record.note = "; ".join(notes)
+        record.step = len(changes) + 1
+        changes.append(Modify(entry.dn, tuple(mods), reason))
+    result.plan = Plan(tuple(changes))
+    return result
+
+
+def _same_value(attr: str, a: str, b: str) -> bool:
+    if attr in ("homeMDB", "homeMTA"):
+        try:
+            return dnu.key(a) == dnu.key(b)
+        except InputError:
+            return False
+    return same(a, b)
+
+
+def _current_label(topology: Topology, entry: Entry) -> str:
+    mdb = entry.text("homeMDB")
+    store = topology.by_dn(mdb) if mdb else None
+    if isinstance(store, Store):
+        return _store_label(topology, store)
+    return mdb or entry.text("msExchHomeServerName") or "nowhere"
+
+
+def same_admin_group_moves(topology: Topology, mailboxes: Sequence[tuple[str, Entry]],
+                           target: Target) -> list[str]:
+    """Identities moving between two servers of the same administrative group (the moves
+    an ADC agreement can undo, KB advice: stop the ADC first)."""
+    out = []
+    for ident, entry in mailboxes:
+        source = _source_server(topology, entry)
+        if (source and dnu.key(source.dn) != dnu.key(target.server.dn)
+                and dnu.key(source.admin_group or "") == dnu.key(target.server.admin_group or "")):
+            out.append(ident)
+    return out
