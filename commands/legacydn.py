@@ -5,12 +5,15 @@ from typing import Optional
 
 import typer
 
+from exdir.health import audit, read_recipients
 from exdir.legacydn import check_value, list_values
+from exdir.topology import read_topology
 from exdir.rename import find_object, plan_set, read_value_context
 from exdir.report import check_report_path
 
 from . import options as o
 from .apply import execute
+from .findings import report
 
 from .context import fail, options, print_json, print_table
 
@@ -70,3 +73,25 @@ def set_cmd(
         raise
     except Exception as exc:  # noqa: BLE001
         fail(opts, exc)
+
+
+@app.command("audit")
+def audit_cmd(ctx: typer.Context) -> None:
+    """Duplicate values, values outside the organisation's prefix, malformed values,
+    ADCDisabledMail leftovers, group and server values that do not match their names,
+    X500 proxies equal to another object's value, home attributes naming nothing.
+    Exit 1 if any.
+
+    Example: exdir --ldif samples/fabrikam.ldif legacydn audit
+    """
+    opts = options(ctx)
+    try:
+        with opts.open() as directory:
+            topology = read_topology(directory)
+            findings = audit(topology, read_recipients(directory))
+    except Exception as exc:  # noqa: BLE001
+        fail(opts, exc)
+        return
+    org = topology.organization
+    report(opts, findings, {"organisation": f"{org.name} ({org.legacy_dn})"},
+           "legacyExchangeDN audit")

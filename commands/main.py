@@ -10,6 +10,7 @@ import typer
 
 from exdir.errors import ExdirError
 
+from . import adc as adc_cmd
 from . import apply as apply_cmd
 from . import check as check_cmd
 from . import lab as lab_cmd
@@ -18,6 +19,7 @@ from . import move as move_cmd
 from . import rename as rename_cmd
 from . import schema as schema_cmd
 from . import topology as topology_cmd
+from . import x500 as x500_cmd
 from .context import Options, fail
 
 app = typer.Typer(
@@ -69,6 +71,8 @@ app.add_typer(rename_cmd.app, name="rename")
 app.add_typer(legacydn_cmd.app, name="legacydn")
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(schema_cmd.app, name="schema")
+app.add_typer(adc_cmd.app, name="adc")
+app.add_typer(x500_cmd.app, name="x500")
 
 
 class _ClosedPipeSafe:

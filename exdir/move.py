@@ -59,6 +59,8 @@ class MoveRecord:
     planned: bool
     note: str = ""
     step: int | None = None
+    before: dict[str, str | None] = field(default_factory=dict)  # home attributes before
+    written: dict[str, str] = field(default_factory=dict)  # what the move writes
 
 
 @dataclass
@@ -298,7 +300,8 @@ def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, Entry]], target
     for ident, entry in mailboxes:
         source = _source_server(topology, entry)
         source_label = _current_label(topology, entry)
-        record = MoveRecord(ident, entry.dn, source_label, target.label, planned=False)
+        record = MoveRecord(ident, entry.dn, source_label, target.label, planned=False,
+                            before={a: entry.text(a) for a in HOME}, written=dict(wanted))
         result.moves.append(record)
         mods: list[Mod] = []
         for attr in HOME:

@@ -21,7 +21,7 @@ def _mailboxes(result: ApplyResult, moves: Sequence[MoveRecord]) -> list[dict[st
             step.outcome if step else "not run")
         out.append({"identity": m.identity, "dn": m.dn, "source": m.source, "target": m.target,
                     "outcome": outcome, "seconds": round(step.seconds, 6) if step else 0.0,
-                    "note": m.note})
+                    "note": m.note, "before": dict(m.before), "written": dict(m.written)})
     return out
 
 
@@ -81,6 +81,11 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
             ET.SubElement(el, "dn").text = m["dn"]
             if m["note"]:
                 ET.SubElement(el, "note").text = m["note"]
+            for section in ("before", "written"):
+                part = ET.SubElement(el, section)
+                for attr, value in m[section].items():
+                    if value is not None:
+                        ET.SubElement(part, "value", {"attribute": attr}).text = value
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

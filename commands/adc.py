@@ -1,0 +1,48 @@
+"""`exdir adc check`: mailboxes split or at risk in an organisation with an ADC."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from exdir.health import mailbox_findings, read_move_report, read_recipients, reverted_findings
+from exdir.topology import read_topology
+
+from .context import fail, options
+from .findings import report
+
+app = typer.Typer(help="Active Directory Connector checks.", no_args_is_help=True)
+
+
+@app.command("check")
+def adc_check(
+    ctx: typer.Context,
+    since_report: Optional[str] = typer.Option(
+        None, "--since-report", metavar="R",
+        help="An exdir move report (.json/.xml): say which moved mailboxes changed back."),
+) -> None:
+    """List split mailboxes (homeMDB, homeMTA and msExchHomeServerName naming different
+    servers), home attributes naming nothing, mixed mode and the connection
+    agreements, and moves an agreement wrote over. Exit 1 if any finding.
+
+    Example: exdir --ldif samples/fabrikam-mixed.ldif adc check --since-report move.json
+    """
+    opts = options(ctx)
+    try:
+        moved = read_move_report(since_report) if since_report else None
+        with opts.open() as directory:
+            topology = read_topology(directory)
+            findings = mailbox_findings(topology, read_recipients(directory))
+            if moved is not None:
+                findings += reverted_findings(directory, moved)
+        org = topology.organization
+        context: dict[str, object] = {
+            "organisation": f"{org.name} ({'mixed' if org.mixed_mode else 'native'} mode)",
+            "connection agreements": [f"{a.name}: {a.direction}, activation "
+                                      f"{a.activation_style if a.activation_style is not None else 'unknown'}"
+                                      for a in topology.agreements],
+        }
+    except Exception as exc:  # noqa: BLE001
+        fail(opts, exc)
+        return
+    report(opts, findings, context, "ADC check")

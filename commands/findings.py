@@ -1,0 +1,33 @@
+"""Printing health findings the same way for every check command."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import typer
+
+from exdir.health import Finding
+
+from .context import Options, print_json
+
+
+def report(opts: Options, findings: Sequence[Finding], context: dict[str, object],
+           title: str) -> None:
+    """Findings as text (what, meaning, fix) or JSON; exit 1 while any remain."""
+    if opts.json:
+        print_json({**context, "findings": [dataclasses.asdict(f) for f in findings]})
+    else:
+        for key, value in context.items():
+            if isinstance(value, list):
+                print(f"{key}: {len(value)}")
+                for item in value:
+                    print(f"  {item}")
+            else:
+                print(f"{key}: {value}")
+        print(f"{title}: {len(findings)} finding(s)")
+        for f in findings:
+            print(f"- [{f.code}] {f.message}")
+            print(f"    means: {f.meaning}")
+            print(f"    fix:   {f.fix}")
+    if findings:
+        raise typer.Exit(1)

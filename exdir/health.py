@@ -1,0 +1,291 @@
+"""Health checks: split and dangling mailboxes, ADC reversions, the legacyExchangeDN audit.
+
+Every check reads in bulk (one paged search per partition), indexes in memory,
+and says for each finding what it means and the exdir command that fixes it.
+Evidence, not blame: a homeMDB reset can come from an ADC agreement or from the
+Recipient Update Service (KB 903291).
+"""
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from . import dn as dnu
+from .directory import Directory, Entry
+from .errors import InputError
+from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite
+from .topology import ExchangeServer, Mta, Store, Topology
+
+HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
+_READ = ("objectClass", "cn", "mailNickname", "legacyExchangeDN", "proxyAddresses", *HOME)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: what it is, what it means, and the command that fixes it."""
+
+    code: str
+    dn: str
+    message: str
+    meaning: str
+    fix: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def read_recipients(directory: Directory) -> list[Entry]:
+    """Every object holding a legacyExchangeDN or a home attribute: one search per partition."""
+    flt = "(|(legacyExchangeDN=*)(homeMDB=*)(homeMTA=*)(msExchHomeServerName=*))"
+    config = directory.naming.configuration
+    out: list[Entry] = []
+    for base in [b for b in (config, directory.naming.domain) if b]:
+        for entry in directory.search(base, flt, _READ):
+            if base != config and config and dnu.is_within(entry.dn, config):
+                continue
+            out.append(entry)
+    return out
+
+
+def _store_label(topology: Topology, store: Store) -> str:
+    server = topology.server_of(store.dn)
+    sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
+    return f"{server.name if server else '?'}/{sg}/{store.name}"
+
+
+def _who(entry: Entry) -> str:
+    return entry.text("mailNickname") or entry.dn
+
+
+def _fix_store(topology: Topology, server: ExchangeServer | None) -> str | None:
+    if server is None:
+        return None
+    stores = [s for s in topology.stores if not s.public and dnu.key(s.server)
+              == dnu.key(server.dn)]
+    return _store_label(topology, stores[0]) if stores else None
+
+
+def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Finding]:
+    """Split mailboxes and home attributes that name nothing (adc check and audit)."""
+    out: list[Finding] = []
+    for entry in entries:
+        if not any(entry.has(a) for a in HOME) or (
+                topology.organization and dnu.is_within(entry.dn, topology.exchange_root)):
+            continue
+        who = _who(entry)
+        mdb, mta, home = (entry.text(a) for a in HOME)
+        store = topology.by_dn(mdb) if mdb else None
+        mta_obj = topology.by_dn(mta) if mta else None
+        home_obj = topology.by_legacy_dn(home) if home else None
+        named: dict[str, ExchangeServer | None] = {
+            "homeMDB": topology.server_of(store.dn) if isinstance(store, Store) else None,
+            "homeMTA": topology.server_of(mta_obj.dn) if isinstance(mta_obj, Mta) else None,
+            "msExchHomeServerName": home_obj if isinstance(home_obj, ExchangeServer) else None,
+        }
+        authority = named["homeMDB"] or named["msExchHomeServerName"] or named["homeMTA"]
+        target = _fix_store(topology, authority) if not isinstance(store, Store) else \
+            _store_label(topology, store)
+        fix = (f"exdir move {_quote(who)} --to {_quote(target)} --apply" if target
+               else "no store to suggest: give the mailbox a store with exdir move")
+        dangling = False
+        if mdb and not isinstance(store, Store) or mdb and isinstance(store, Store) and store.public:
+            dangling = True
+            out.append(Finding("homemdb-dangling", entry.dn,
+                               f"{who}: homeMDB names no mailbox store ({mdb})",
+                               "the mailbox has no valid store: the store was deleted, renamed "
+                               "outside exdir, or restored from elsewhere", fix))
+        if mta and not isinstance(mta_obj, Mta):
+            dangling = True
+            out.append(Finding("homemta-dangling", entry.dn,
+                               f"{who}: homeMTA names no MTA ({mta})",
+                               "mail for this mailbox has no MTA to route through", fix))
+        if home and not isinstance(home_obj, ExchangeServer):
+            dangling = True
+            out.append(Finding("home-server-dangling", entry.dn,
+                               f"{who}: msExchHomeServerName names no server ({home})",
+                               "clients and the Recipient Update Service look for the mailbox "
+                               "on a server that does not exist", fix))
+        servers = {k: (v.name if v else None) for k, v in named.items() if entry.has(k)}
+        if not dangling and len(set(servers.values())) > 1:
+            out.append(Finding(
+                "split", entry.dn,
+                f"{who}: split between servers ("
+                + ", ".join(f"{k} on {v}" for k, v in servers.items()) + ")",
+                "the home attributes disagree: an ADC agreement or the Recipient Update "
+                "Service may have written an old value back over a move", fix,
+                {k: v or "" for k, v in servers.items()}))
+    return out
+
+
+# --- --since-report ---------------------------------------------------------------------
+
+def read_move_report(path: str) -> list[dict[str, object]]:
+    """The mailboxes an exdir move report (.json or .xml) says were written."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read report {path}: {exc.strerror}") from None
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".json":
+            data = json.loads(text)
+            boxes = data.get("mailboxes")
+            if not isinstance(boxes, list):
+                raise InputError(f"{path}: not a move report (no mailboxes)")
+            return boxes
+        root = ET.fromstring(text)
+    except (ValueError, ET.ParseError) as exc:
+        raise InputError(f"{path}: not a readable report: {exc}") from None
+    boxes = []
+    for el in root.iter("mailbox"):
+        written = {v.get("attribute", ""): v.text or "" for v in el.iterfind("written/value")}
+        before = {v.get("attribute", ""): v.text or "" for v in el.iterfind("before/value")}
+        boxes.append({"identity": el.get("identity"), "dn": el.findtext("dn"),
+                      "outcome": el.get("outcome"), "written": written, "before": before})
+    if not boxes:
+        raise InputError(f"{path}: not a move report (no mailbox elements)")
+    return boxes
+
+
+def reverted_findings(directory: Directory, report: Sequence[dict[str, object]]
+                      ) -> list[Finding]:
+    """Mailboxes whose home attributes no longer hold what exdir wrote (one bulk read)."""
+    applied = [b for b in report if b.get("outcome") == "applied"]
+    found = directory.read_many([str(b["dn"]) for b in applied], HOME)
+    out: list[Finding] = []
+    for box in applied:
+        dn = str(box["dn"])
+        written = dict(box.get("written") or {})  # type: ignore[arg-type]
+        before = dict(box.get("before") or {})  # type: ignore[arg-type]
+        entry = found.get(dnu.key(dn))
+        if entry is None:
+            out.append(Finding("moved-mailbox-gone", dn, f"{box.get('identity')}: the mailbox "
+                               "exdir moved no longer exists", "it was deleted or renamed since",
+                               "nothing to fix here; check the deletion was intended"))
+            continue
+        changed = []
+        for attr, value in written.items():
+            now = entry.text(attr)
+            same_now = now is not None and (dnu.key(now) == dnu.key(value) if attr != HOME[2]
+                                            else now.lower() == value.lower())
+            if not same_now:
+                back = before.get(attr)
+                how = "changed back to what it was before the move" if (
+                    now and back and now.lower() == str(back).lower()) else "changed since"
+                changed.append((attr, now, how))
+        if changed:
+            who = str(box.get("identity") or dn)
+            text = "; ".join(f"{a} {how} ({now})" for a, now, how in changed)
+            target = written.get("homeMDB", "")
+            out.append(Finding(
+                "move-reverted", dn, f"{who}: {text}",
+                "something wrote over exdir's move: an ADC agreement replicating from the 5.5 "
+                "side, or the Recipient Update Service (KB 903291)",
+                f"stop the ADC, then exdir move {_quote(who)} --to {_quote(target)} --apply",
+                {a: str(now) for a, now, _ in changed}))
+    return out
+
+
+# --- the legacyExchangeDN audit --------------------------------------------------------------
+
+def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
+    """Duplicates, values outside the organisation, malformed values, ADCDisabledMail in a
+    native organisation, group and server values that do not match their names, X500
+    proxies equal to another object's value, and home attributes naming nothing."""
+    org = topology.organization
+    org_prefix = org.legacy_dn or f"/o={org.name}"
+    out: list[Finding] = []
+    owners: dict[str, list[Entry]] = {}
+    for entry in entries:
+        value = entry.text("legacyExchangeDN")
+        if value is None:
+            continue
+        if is_adc_disabled(value):
+            if not org.mixed_mode:
+                out.append(Finding(
+                    "adc-disabled", entry.dn, f"{entry.dn}: legacyExchangeDN is {ADC_DISABLED}",
+                    "a leftover of a mailbox deleted while the organisation was mixed; in a "
+                    "native organisation nothing should carry it",
+                    f"exdir legacydn set {_quote(entry.dn)} "
+                    f"{_quote(_suggest(org_prefix, topology, entry))} --apply"))
+            continue
+        owners.setdefault(value.lower(), []).append(entry)
+        bad = problems(value)
+        if bad:
+            out.append(Finding("malformed", entry.dn, f"{entry.dn}: {value!r}: {bad[0]}",
+                               "Exchange cannot resolve a value that breaks the grammar",
+                               f"exdir legacydn set {_quote(entry.dn)} "
+                               f"{_quote(_suggest(org_prefix, topology, entry))} --apply"))
+        elif not has_prefix(value, org_prefix):
+            out.append(Finding(
+                "outside-org", entry.dn,
+                f"{entry.dn}: {value!r} is not under the organisation's {org_prefix!r}",
+                "a leftover of a partial rename or a restore from another organisation",
+                f"exdir legacydn set {_quote(entry.dn)} "
+                f"{_quote(_suggest(org_prefix, topology, entry))} --apply"))
+    for value, holders in owners.items():
+        if len(holders) > 1:
+            for entry in holders:
+                others = ", ".join(h.dn for h in holders if h is not entry)
+                out.append(Finding(
+                    "duplicate", entry.dn,
+                    f"{entry.dn}: legacyExchangeDN {entry.text('legacyExchangeDN')!r} is "
+                    f"also held by {others}",
+                    "mail addressed to this value can reach either object",
+                    f"exdir legacydn set {_quote(entry.dn)} NEW_VALUE --apply "
+                    "(for the object that should not have it)"))
+    for group in topology.admin_groups:
+        expected = f"{org_prefix}/ou={group.name}"
+        if group.legacy_dn and group.legacy_dn.lower() != expected.lower():
+            out.append(Finding("group-name-mismatch", group.dn,
+                               f"administrative group {group.name!r}: legacyExchangeDN "
+                               f"{group.legacy_dn!r} does not match its name",
+                               "the group was renamed without its values",
+                               f"exdir legacydn set {_quote(group.dn)} {_quote(expected)} --apply"))
+    groups = {dnu.key(g.dn): g for g in topology.admin_groups}
+    for server in topology.servers:
+        group = groups.get(dnu.key(server.admin_group or ""))
+        if group is None or not server.legacy_dn:
+            continue
+        expected = f"{group.legacy_dn}/cn=Configuration/cn=Servers/cn={server.name}"
+        if server.legacy_dn.lower() != expected.lower():
+            out.append(Finding("server-name-mismatch", server.dn,
+                               f"server {server.name!r}: legacyExchangeDN "
+                               f"{server.legacy_dn!r} does not match its name and group",
+                               "the server or its group was renamed without its values",
+                               f"exdir legacydn set {_quote(server.legacy_dn)} "
+                               f"{_quote(expected)} --apply"))
+    for entry in entries:
+        own = (entry.text("legacyExchangeDN") or "").lower()
+        for proxy in entry.texts("proxyAddresses"):
+            if not proxy.upper().startswith("X500:"):
+                continue
+            value = proxy[5:].lower()
+            holders = [h for h in owners.get(value, []) if dnu.key(h.dn) != dnu.key(entry.dn)]
+            if holders and value != own:
+                out.append(Finding(
+                    "x500-collision", entry.dn,
+                    f"{entry.dn}: proxy {proxy!r} is the legacyExchangeDN of {holders[0].dn}",
+                    "mail for that object can be delivered here instead",
+                    f"remove the proxy {proxy!r} from {entry.dn} (an `exdir apply` plan with "
+                    "'delete: proxyAddresses')"))
+    out += mailbox_findings(topology, entries)
+    return out
+
+
+def _suggest(org_prefix: str, topology: Topology, entry: Entry) -> str:
+    """A value under the organisation for an object whose value is wrong."""
+    value = entry.text("legacyExchangeDN") or ""
+    fixed = rewrite(value, "/o=" + (value.split("/")[1][2:] if value.count("/") > 1 else ""),
+                    org_prefix) if value.lower().startswith("/o=") else None
+    if fixed and not problems(fixed):
+        return fixed
+    nick = entry.text("mailNickname") or dnu.rdn_value(entry.dn)
+    group = topology.admin_groups[0].name if topology.admin_groups else "First Administrative Group"
+    return f"{org_prefix}/ou={group}/cn=Recipients/cn={nick}"
