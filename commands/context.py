@@ -22,6 +22,7 @@ class Options:
     starttls: bool = False
     ca_file: str | None = None
     insecure: bool = False
+    auth: str = "simple"
     json: bool = False
     quiet: bool = False
     debug: bool = False
@@ -40,7 +41,7 @@ class Options:
         if self.url:
             password = read_password(self.password_file)
             return open_url(self.url, self.bind_dn, password, starttls=self.starttls,
-                            ca_file=self.ca_file, insecure=self.insecure)
+                            ca_file=self.ca_file, insecure=self.insecure, auth=self.auth)
         raise InputError("no directory: give --ldif PATH or --url URL "
                          "(or set EXDIR_LDIF / EXDIR_URL)")
 

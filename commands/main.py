@@ -50,6 +50,9 @@ def root(
                                           help="CA certificates to verify the server with."),
     insecure: bool = typer.Option(False, "--insecure",
                                   help="Do not verify the server's certificate."),
+    auth: str = typer.Option("simple", "--auth", metavar="simple|ntlm",
+                             help="Bind with a DN and password (simple; use ldaps or "
+                                  "--starttls), or NTLM as DOMAIN\\user."),
     json_out: bool = typer.Option(False, "--json", help="Read commands print JSON."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or notes on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show the traceback behind an error."),
@@ -59,7 +62,8 @@ def root(
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
     ctx.obj = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
-                      starttls=starttls, ca_file=ca_file, insecure=insecure, json=json_out,
+                      starttls=starttls, ca_file=ca_file, insecure=insecure, auth=auth,
+                      json=json_out,
                       quiet=quiet, debug=debug)
 
 

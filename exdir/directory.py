@@ -984,14 +984,61 @@ def read_password(password_file: str | None, environ: Mapping[str, str] = os.env
     return environ.get("EXDIR_PASSWORD")
 
 
+AUTH_METHODS = ("simple", "ntlm")
+
+
+def md4_available() -> bool:
+    """True where hashlib can compute MD4, which NTLM's password hash needs (OpenSSL 3
+    moved MD4 to its legacy provider, so many platforms have none)."""
+    import hashlib
+
+    try:
+        hashlib.new("md4", b"")
+    except ValueError:
+        return False
+    return True
+
+
+def _ntlm_user(bind_dn: str | None) -> str:
+    if not bind_dn or "\\" not in bind_dn or bind_dn.startswith("\\") or bind_dn.endswith("\\"):
+        raise InputError("--auth ntlm needs --bind-dn DOMAIN\\user")
+    return bind_dn
+
+
+def _certificate_names(message: str) -> list[str]:
+    """The names in ldap3's "certificate {...} doesn't match any name" message."""
+    import re
+
+    names = re.findall(r"\('DNS', '([^']+)'\)", message)
+    return names or re.findall(r"\('commonName', '([^']+)'\)", message)
+
+
 def open_url(url: str, bind_dn: str | None = None, password: str | None = None, *,
              starttls: bool = False, ca_file: str | None = None, insecure: bool = False,
-             timeout: int = 10) -> LdapDirectory:
-    """Connect and bind; ldaps and StartTLS verify the server's certificate unless insecure."""
+             timeout: int = 10, auth: str = "simple") -> LdapDirectory:
+    """Connect and bind; ldaps and StartTLS verify the server's certificate (and that
+    it names the host in the URL) unless insecure.
+
+    auth: "simple" (a DN and password; use ldaps or StartTLS) or "ntlm" (DOMAIN\\user,
+    Microsoft's Sicily NTLM bind as ldap3 makes it; needs MD4 in hashlib).
+    """
     import ssl
+    from urllib.parse import urlsplit
 
-    from ldap3 import NONE, Tls
+    from ldap3 import NONE, NTLM, SIMPLE, Tls
+    from ldap3.core.exceptions import LDAPSessionTerminatedByServerError
 
+    if auth not in AUTH_METHODS:
+        raise InputError(f"unknown --auth {auth!r} (simple or ntlm)")
+    if auth == "ntlm":
+        bind_dn = _ntlm_user(bind_dn)
+        if not password:
+            raise InputError("--auth ntlm needs a password (--password-file or EXDIR_PASSWORD)")
+        if not md4_available():
+            raise ConnectionFailed(
+                "NTLM is not available here: this Python's hashlib has no MD4 (OpenSSL 3 "
+                "keeps it in the legacy provider); bind with --auth simple over ldaps:// "
+                "or --starttls instead")
     tls = None
     if url.lower().startswith("ldaps://") or starttls:
         tls = Tls(validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
@@ -999,6 +1046,7 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
     try:
         server = Server(url, get_info=NONE, tls=tls, connect_timeout=int(timeout))
         connection = Connection(server, user=bind_dn, password=password,
+                                authentication=NTLM if auth == "ntlm" else SIMPLE,
                                 auto_referrals=False, raise_exceptions=False,
                                 receive_timeout=int(timeout * 6))
         connection.open(read_server_info=False)
@@ -1007,12 +1055,35 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
         if starttls and not connection.start_tls(read_server_info=False):
             raise ConnectionFailed(f"{url}: StartTLS failed")
         if bind_dn or password:
-            if not connection.bind(read_server_info=False):
+            try:
+                bound = connection.bind(read_server_info=False)
+            except LDAPSessionTerminatedByServerError:
+                if auth != "ntlm":
+                    raise
+                raise ConnectionFailed(
+                    f"{url}: the server closed the connection at the NTLM bind: it does not "
+                    "accept Microsoft's Sicily NTLM bind, the only NTLM ldap3 makes (Samba "
+                    "AD does not implement it); bind with --auth simple over ldaps:// or "
+                    "--starttls instead") from None
+            if not bound:
                 result = connection.result or {}
                 raise ConnectionFailed(
                     f"{url}: bind as {bind_dn} refused: {plain(str(result.get('description')))}")
     except ConnectionFailed:
         raise
     except LDAPException as exc:
-        raise ConnectionFailed(f"cannot reach {url}: {exc}") from None
+        text = str(exc)
+        if "doesn't match any name" in text:
+            names = _certificate_names(text)
+            raise ConnectionFailed(
+                f"{url}: the server's certificate is not issued to "
+                f"{urlsplit(url).hostname or url}"
+                + (f" (it names {', '.join(names)}): connect by that name" if names else "")
+                + ", or give --insecure to skip verification") from None
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            raise ConnectionFailed(
+                f"{url}: the server's certificate could not be verified (self-signed, or "
+                "issued by a CA not trusted here): give --ca-file with the CA that issued "
+                "it, or --insecure to skip verification") from None
+        raise ConnectionFailed(f"cannot reach {url}: {text}") from None
     return LdapDirectory(url, connection)

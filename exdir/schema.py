@@ -475,7 +475,10 @@ def ad_schema_ldif(schema_nc: str) -> str:
                                          AD_RECIPIENT_AUX], "-", ""]
     out += update_now()
     have_classes = {n.lower() for n in _ad_schema().object_classes}
-    may_all = sorted({d.name for d in EXCHANGE_ATTRIBUTES} | {"legacyExchangeDN", "serialNumber"})
+    # the back links too: AD keeps homeMDBBL on a store, and refuses every later
+    # modify of an object holding an attribute its classes do not allow
+    may_all = sorted({d.name for d in EXCHANGE_ATTRIBUTES} | {"legacyExchangeDN", "serialNumber"}
+                     | set(AD_LINKS.values()))
     for c in EXCHANGE_CLASSES:
         if c.name.lower() in have_classes:
             continue

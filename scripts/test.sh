@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test command, on a fresh Debian machine as root or on a developer's:
-# install OpenLDAP's server and client tools if missing (the fixtures start their
-# own slapd instances on loopback; nothing here starts or stops a daemon), install
-# exdir with its test extra, run pytest with the arguments given.
+# install OpenLDAP's server and client tools and Samba's AD domain controller if
+# missing (the fixtures start their own slapd and Samba instances on loopback;
+# nothing here starts or stops a daemon), install exdir with its test extra, run
+# pytest with the arguments given.  Samba tests need root and 127.0.0.1:389/636
+# free; `-m 'not samba'` leaves them out.
 #   scripts/test.sh [pytest args...]      e.g. scripts/test.sh -m 'not slow' -x
 #   EXDIR_SKIP_INSTALL=1 skips the pip install (exdir imported from the tree).
 set -euo pipefail
@@ -13,8 +15,13 @@ have_openldap() {
         && command -v ldapmodify >/dev/null && command -v ldapsearch >/dev/null
 }
 
+have_samba() {
+    [[ -x /usr/sbin/samba ]] && command -v samba-tool >/dev/null
+}
+
 packages=()
 have_openldap || packages+=(slapd ldap-utils)
+have_samba || packages+=(samba samba-ad-dc krb5-user winbind)
 if [[ -z ${EXDIR_SKIP_INSTALL:-} ]] && ! python3 -m pip --version >/dev/null 2>&1; then
     packages+=(python3-pip)
 fi
@@ -28,6 +35,7 @@ if (( ${#packages[@]} )); then
     apt-get update -q
     apt-get install -y -q "${packages[@]}"
     have_openldap || { echo "test.sh: slapd/ldap-utils still missing after install" >&2; exit 1; }
+    have_samba || { echo "test.sh: samba/samba-tool still missing after install" >&2; exit 1; }
 fi
 
 if [[ -z ${EXDIR_SKIP_INSTALL:-} ]]; then
