@@ -19,6 +19,7 @@ import copy
 import os
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
@@ -814,6 +815,7 @@ class LdapDirectory(Directory):
     def __init__(self, url: str, connection: Connection) -> None:
         self.url = url
         self.connection = connection
+        self._guids: dict[str, bytes | None] = {}
         other = _root_dse(connection)
         caps = {str(c) for c in other.get("supportedcapabilities", [])}
         self.is_active_directory = AD_CAPABILITY in caps and AD_LDS_CAPABILITY not in caps
@@ -903,13 +905,37 @@ class LdapDirectory(Directory):
         for mod in mods:
             op = {"add": ldap3.MODIFY_ADD, "delete": ldap3.MODIFY_DELETE,
                   "replace": ldap3.MODIFY_REPLACE}[mod.op]
-            changes.setdefault(mod.attribute, []).append((op, [encode(v) for v in mod.values]))
+            values = [encode(v) for v in mod.values]
+            if (mod.op == "delete" and self.is_active_directory and values
+                    and schema.kind_of(mod.attribute) == "dn"):
+                values = [self._by_guid(v) for v in values]
+            changes.setdefault(mod.attribute, []).append((op, values))
         try:
             ok = self.connection.modify(dn, changes)
         except LDAPException as exc:
             raise DirectoryError(f"{dn}: modify failed: {exc}", dn=dn) from None
         if not ok:
             self._raise(dn)
+
+    def _by_guid(self, value: bytes) -> bytes:
+        """A DN value to delete, named by its target's objectGUID where the target exists.
+
+        Active Directory shows a non-linked DN value (homeMTA, publicDelegates) under
+        its target's current name after a rename, but Samba matches a delete only
+        against the string it stored, which names nothing any more; `<GUID=…>` names
+        the object itself and matches on both.  Targets are few (stores, MTAs): the
+        GUIDs are cached."""
+        try:
+            text = dnu.normalize(value.decode("utf-8", "replace"))
+        except InputError:
+            return value
+        key = text.lower()
+        if key not in self._guids:
+            entry = self.read(text, ("objectGUID",))
+            guid = entry.first("objectGUID") if entry is not None else None
+            self._guids[key] = (f"<GUID={uuid.UUID(bytes_le=guid)}>".encode()
+                                if isinstance(guid, bytes) and len(guid) == 16 else None)
+        return self._guids[key] or value
 
     def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
         attrs = {k: [encode(v) for v in vals] for k, vals in attributes.items()}
@@ -930,6 +956,7 @@ class LdapDirectory(Directory):
             self._raise(dn)
 
     def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        self._guids.clear()  # names change; GUIDs do not, but the keys are names
         try:
             ok = self.connection.modify_dn(dn, new_rdn, delete_old_dn=True,
                                            new_superior=new_superior)
