@@ -29,6 +29,7 @@ from . import dn as dnu
 from . import schema
 from .directory import Directory, apply_mods, values_equal
 from .errors import Conflict, EntryExists, ExdirError, InputError, NoSuchEntry
+from .files import atomic_write
 from .ldif_out import render
 from .plan import Add, Change, Delete, Modify, NotInvertible, Plan, Rename, Value
 
@@ -334,29 +335,9 @@ def _landed(directory: Directory, change: Change) -> bool:
 
 
 def _write_file(path: str, text: str) -> None:
-    """Write and fsync, so the file exists on disk before the first directory write.
-
-    Atomically (temp file, fsync, rename, fsync of the folder): a run killed while
-    writing it leaves no undo file rather than half of one.
-    """
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """The undo file, on disk before the first directory write; atomically, so a run
+    killed while writing it leaves no undo file rather than half of one."""
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 class Journal:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
@@ -31,7 +30,9 @@ from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
 from . import schema
+from .files import atomic_write
 from .filters import compile_filter
+from .values import Value, _index_of, decode, encode, values_equal
 from .errors import (
     Conflict,
     ConnectionFailed,
@@ -42,7 +43,6 @@ from .errors import (
     plain,
 )
 
-Value = str | bytes
 Warn = Callable[[str], None]
 
 AD_CAPABILITY = "1.2.840.113556.1.4.800"
@@ -130,39 +130,6 @@ class NamingContexts:
     configuration: str
     schema: str | None = None
     all: tuple[str, ...] = ()
-
-
-def decode(attribute: str, raw: bytes) -> Value:
-    """A stored value as exdir handles it: bytes for binary attributes, text otherwise."""
-    if schema.is_binary(attribute):
-        return raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-
-
-def encode(value: Value) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("utf-8")
-
-
-def values_equal(attribute: str, a: Value, b: Value) -> bool:
-    """Equality as the attribute's matching rule sees it (AD: strings and DNs ignore case)."""
-    if isinstance(a, bytes) or isinstance(b, bytes) or schema.is_case_exact(attribute):
-        return encode(a) == encode(b)
-    if schema.kind_of(attribute) == "dn":
-        try:
-            return dnu.key(a) == dnu.key(b)
-        except InputError:
-            return a.lower() == b.lower()
-    return a.lower() == b.lower()
-
-
-def _index_of(attribute: str, values: Sequence[Value], wanted: Value) -> int:
-    for i, v in enumerate(values):
-        if values_equal(attribute, v, wanted):
-            return i
-    return -1
 
 
 def apply_mods(dn: str, current: Mapping[str, list[Value]], mods: Sequence[ModLike]
@@ -603,35 +570,20 @@ def _needs_base64(value: str) -> bool:
 
 
 def save_ldif(directory: LdifDirectory, path: str) -> None:
-    """Write every entry to path atomically (same folder temp file, fsync, rename)."""
+    """Write every entry to path atomically (temp file, fsync, rename)."""
     import ldif as ldif_pkg
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".exdir-", suffix=".ldif", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"version: 1\n\n")
-            writer = ldif_pkg.LDIFWriter(fh, cols=76)
-            for key, values in directory.iter_stored():
-                record: dict[str, list[bytes | str]] = {}
-                for name, vals in values.items():
-                    record[name] = [v if isinstance(v, bytes) or not _needs_base64(v)
-                                    else v.encode("utf-8") for v in vals]
-                writer.unparse(key if not _needs_base64(key) else key, record)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        os.replace(tmp, path)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    def write(fh: IO[bytes]) -> None:
+        fh.write(b"version: 1\n\n")
+        writer = ldif_pkg.LDIFWriter(fh, cols=76)
+        for key, values in directory.iter_stored():
+            record: dict[str, list[bytes | str]] = {}
+            for name, vals in values.items():
+                record[name] = [v if isinstance(v, bytes) or not _needs_base64(v)
+                                else v.encode("utf-8") for v in vals]
+            writer.unparse(key, record)
+
+    atomic_write(path, write)
 
 
 def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str, list[Value]]]]:

@@ -19,6 +19,7 @@ from ldap3.protocol.rfc4512 import SchemaInfo
 
 from . import schema
 from .errors import InputError
+from .values import decode, values_equal
 
 Stored = Mapping[str, Sequence[bytes]]  # an entry as the mock stores it: name -> raw values
 Matcher = Callable[[Stored], bool]
@@ -29,15 +30,6 @@ def _unescape(raw: bytes) -> bytes:
     return _HEX.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
 
 
-def _text(attribute: str, raw: bytes) -> str | bytes:
-    if schema.is_binary(attribute):
-        return raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-
-
 def _values(entry: Stored, attribute: str) -> Sequence[bytes]:
     found = entry.get(attribute)
     return found if found is not None else ()
@@ -45,8 +37,6 @@ def _values(entry: Stored, attribute: str) -> Sequence[bytes]:
 
 def compile_filter(text: str, ldap_schema: SchemaInfo | None = None) -> Matcher:
     """A predicate over stored entries for an RFC 4515 filter; InputError if malformed."""
-    from .directory import values_equal  # the one place that knows the matching rules
-
     try:
         root = parse_filter(text, ldap_schema, auto_escape=True, auto_encode=False,
                             validator=None, check_names=False)
@@ -71,13 +61,13 @@ def compile_filter(text: str, ldap_schema: SchemaInfo | None = None) -> Matcher:
                 return lambda entry: True
             return lambda entry: bool(_values(entry, attr))
         if tag in (MATCH_EQUAL, MATCH_APPROX):
-            wanted = _text(attr, _unescape(node.assertion["value"]))
-            return lambda entry: any(values_equal(attr, _text(attr, v), wanted)
+            wanted = decode(attr, _unescape(node.assertion["value"]))
+            return lambda entry: any(values_equal(attr, decode(attr, v), wanted)
                                      for v in _values(entry, attr))
         if tag == MATCH_SUBSTRING:
             pattern = _substring_pattern(node.assertion, exact=schema.is_case_exact(attr))
             return lambda entry: any(
-                isinstance(t := _text(attr, v), str) and pattern.fullmatch(t) is not None
+                isinstance(t := decode(attr, v), str) and pattern.fullmatch(t) is not None
                 for v in _values(entry, attr))
         if tag in (MATCH_GREATER_OR_EQUAL, MATCH_LESS_OR_EQUAL):
             bound = _unescape(node.assertion["value"]).decode("utf-8", "replace")
