@@ -108,6 +108,9 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
         if assume_version not in VERSIONS[:-1]:
             raise InputError(f"--assume-version {assume_version!r}: one of 5.5, 2000, 2003, 2007+")
         version = assume_version
+    if not server.legacy_dn:
+        raise InputError(f"{server.name} has no legacyExchangeDN: msExchHomeServerName would "
+                         "name nothing")
     mta = topology.mta_of(server.dn)
     if mta is None:
         raise InputError(f"{server.name} has no Microsoft MTA object: homeMTA would name nothing")
@@ -148,6 +151,16 @@ def _kind(identity: str) -> str:
     return "mailNickname"
 
 
+def _bad_dn(identity: str) -> str | None:
+    """Why a DN identity does not parse, or None: it is listed with the other problems
+    instead of ending the run on its own."""
+    try:
+        dnu.key(identity)
+    except InputError as exc:
+        return exc.message
+    return None
+
+
 def _smtp(identity: str) -> str:
     return identity[5:] if identity.lower().startswith("smtp:") else identity
 
@@ -168,7 +181,7 @@ def read_mailboxes(directory: Directory, identities: Sequence[str]) -> list[Entr
                 terms.append(f"(proxyAddresses=smtp:{escape_filter_chars(_smtp(ident))})")
             elif kind == "mailNickname":
                 terms.append(f"(mailNickname={escape_filter_chars(ident)})")
-        dns = [i for i in identities if _kind(i) == "dn"]
+        dns = [i for i in identities if _kind(i) == "dn" and not _bad_dn(i)]
         found: list[Entry] = []
         if terms:
             found += _search_domain(directory, "(|" + "".join(terms) + ")")
@@ -238,7 +251,9 @@ def resolve_mailboxes(identities: Sequence[str], entries: Iterable[Entry]
     for ident in identities:
         found = index.find(ident)
         if not found:
-            problems.append(f"{ident}: unknown (no {_kind(ident)} matches)")
+            bad = _bad_dn(ident) if _kind(ident) == "dn" else None
+            problems.append(f"{ident}: {bad}" if bad else
+                            f"{ident}: unknown (no {_kind(ident)} matches)")
             continue
         if len(found) > 1:
             problems.append(f"{ident}: ambiguous ({'; '.join(e.dn for e in found[:4])})")
@@ -261,29 +276,54 @@ def resolve_mailboxes(identities: Sequence[str], entries: Iterable[Entry]
 
 # --- planning --------------------------------------------------------------------------------
 
-def _server_for(topology: Topology, entry: Entry) -> dict[str, str | None]:
+class _Homes:
+    """What a home attribute value names, looked up once per distinct value.
+
+    A handful of stores and MTAs serve every mailbox, and Topology.server_of builds
+    each ancestor DN of the value it is given: without this, planning 10,000 moves
+    spent most of its time there."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self._servers: dict[str, ExchangeServer | None] = {}
+        self._labels: dict[str, str | None] = {}
+
+    def server_of(self, dn: str) -> ExchangeServer | None:
+        if dn not in self._servers:
+            self._servers[dn] = self.topology.server_of(dn)
+        return self._servers[dn]
+
+    def store_label(self, dn: str) -> str | None:
+        if dn not in self._labels:
+            store = self.topology.by_dn(dn)
+            self._labels[dn] = (_store_label(self.topology, store) if isinstance(store, Store)
+                                else None)
+        return self._labels[dn]
+
+
+def _server_for(homes: _Homes, entry: Entry) -> dict[str, str | None]:
     """The server each home attribute names (None where it names nothing known)."""
     out: dict[str, str | None] = {}
     mdb = entry.text("homeMDB")
     mta = entry.text("homeMTA")
     home = entry.text("msExchHomeServerName")
-    s = topology.server_of(mdb) if mdb else None
+    s = homes.server_of(mdb) if mdb else None
     out["homeMDB"] = s.name if s else None
-    s = topology.server_of(mta) if mta else None
+    s = homes.server_of(mta) if mta else None
     out["homeMTA"] = s.name if s else None
-    found = topology.by_legacy_dn(home) if home else None
+    found = homes.topology.by_legacy_dn(home) if home else None
     out["msExchHomeServerName"] = found.name if isinstance(found, ExchangeServer) else None
     return out
 
 
-def _source_server(topology: Topology, entry: Entry) -> ExchangeServer | None:
+def _source_server(homes: _Homes, entry: Entry) -> ExchangeServer | None:
     mdb = entry.text("homeMDB")
     if mdb:
-        s = topology.server_of(mdb)
+        s = homes.server_of(mdb)
         if s:
             return s
     home = entry.text("msExchHomeServerName")
-    found = topology.by_legacy_dn(home) if home else None
+    found = homes.topology.by_legacy_dn(home) if home else None
     return found if isinstance(found, ExchangeServer) else None
 
 
@@ -297,9 +337,10 @@ def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, Entry]], target
                       if dnu.key(g.dn) == dnu.key(target.server.admin_group or "")), None)
     wanted = {"homeMDB": target.store.dn, "homeMTA": target.mta_dn,
               "msExchHomeServerName": target.server.legacy_dn or ""}
+    homes = _Homes(topology)
     for ident, entry in mailboxes:
-        source = _source_server(topology, entry)
-        source_label = _current_label(topology, entry)
+        source = _source_server(homes, entry)
+        source_label = _current_label(homes, entry)
         record = MoveRecord(ident, entry.dn, source_label, target.label, planned=False,
                             before={a: entry.text(a) for a in HOME}, written=dict(wanted))
         result.moves.append(record)
@@ -312,7 +353,7 @@ def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, Entry]], target
                 mods.append(Mod("delete", attr, tuple(have)))
             mods.append(Mod("add", attr, (wanted[attr],)))
         notes: list[str] = []
-        servers = _server_for(topology, entry)
+        servers = _server_for(homes, entry)
         if len(set(servers.values())) > 1:
             notes.append("was split (" + ", ".join(f"{a} on {v or 'nothing known'}"
                                                     for a, v in servers.items())
@@ -330,8 +371,11 @@ def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, Entry]], target
         source_ag = next((g for g in topology.admin_groups if source and dnu.key(g.dn)
                           == dnu.key(source.admin_group or "")), None)
         legacy = entry.text("legacyExchangeDN")
-        if (not keep_legacydn and source_ag and target_ag and legacy
-                and dnu.key(source_ag.dn) != dnu.key(target_ag.dn)):
+        across = bool(source_ag and target_ag and dnu.key(source_ag.dn) != dnu.key(target_ag.dn))
+        if across and keep_legacydn:
+            notes.append("across administrative groups; legacyExchangeDN kept as it is "
+                         "(--keep-legacydn)")
+        elif across and source_ag and target_ag and legacy:
             old_prefix = source_ag.legacy_dn or ""
             new_value = rewrite(legacy, old_prefix, target_ag.legacy_dn or "") \
                 if old_prefix and has_prefix(legacy, old_prefix) else None
@@ -366,12 +410,10 @@ def _same_value(attr: str, a: str, b: str) -> bool:
     return same(a, b)
 
 
-def _current_label(topology: Topology, entry: Entry) -> str:
+def _current_label(homes: _Homes, entry: Entry) -> str:
     mdb = entry.text("homeMDB")
-    store = topology.by_dn(mdb) if mdb else None
-    if isinstance(store, Store):
-        return _store_label(topology, store)
-    return mdb or entry.text("msExchHomeServerName") or "nowhere"
+    label = homes.store_label(mdb) if mdb else None
+    return label or mdb or entry.text("msExchHomeServerName") or "nowhere"
 
 
 def same_admin_group_moves(topology: Topology, mailboxes: Sequence[tuple[str, Entry]],
@@ -379,8 +421,9 @@ def same_admin_group_moves(topology: Topology, mailboxes: Sequence[tuple[str, En
     """Identities moving between two servers of the same administrative group (the moves
     an ADC agreement can undo, KB advice: stop the ADC first)."""
     out = []
+    homes = _Homes(topology)
     for ident, entry in mailboxes:
-        source = _source_server(topology, entry)
+        source = _source_server(homes, entry)
         if (source and dnu.key(source.dn) != dnu.key(target.server.dn)
                 and dnu.key(source.admin_group or "") == dnu.key(target.server.admin_group or "")):
             out.append(ident)
