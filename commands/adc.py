@@ -11,6 +11,9 @@ from exdir.topology import read_topology
 from .context import fail, options
 from .findings import report
 
+# activationStyle (EXCHANGE.md, samples/README.md): when an agreement runs
+ACTIVATION = {0: "never", 1: "selected times", 2: "always"}
+
 app = typer.Typer(help="Active Directory Connector checks.", no_args_is_help=True)
 
 
@@ -34,15 +37,27 @@ def adc_check(
             topology = read_topology(directory)
             findings = mailbox_findings(topology, read_recipients(directory))
             if moved is not None:
-                findings += reverted_findings(directory, moved)
-        org = topology.organization
-        context: dict[str, object] = {
-            "organisation": f"{org.name} ({'mixed' if org.mixed_mode else 'native'} mode)",
-            "connection agreements": [f"{a.name}: {a.direction}, activation "
-                                      f"{a.activation_style if a.activation_style is not None else 'unknown'}"
-                                      for a in topology.agreements],
-        }
+                findings += reverted_findings(directory, moved, topology)
     except Exception as exc:  # noqa: BLE001
         fail(opts, exc)
         return
-    report(opts, findings, context, "ADC check")
+    org = topology.organization
+    agreements = [{"name": a.name, "direction": a.direction,
+                   "activation": ACTIVATION.get(a.activation_style, "unknown")
+                   if a.activation_style is not None else "unknown"}
+                  for a in topology.agreements]
+    context: dict[str, object] = {
+        "organisation": f"{org.name} ({'mixed' if org.mixed_mode else 'native'} mode)",
+        "connection agreements": [f"{a['name']}: {a['direction']}, activation {a['activation']}"
+                                  for a in agreements],
+    }
+    data: dict[str, object] = {
+        "organisation": {"name": org.name, "legacyExchangeDN": org.legacy_dn,
+                         "mixed_mode": org.mixed_mode},
+        "connection_agreements": agreements,
+    }
+    if moved is not None:
+        applied = sum(1 for b in moved if b.get("outcome") == "applied")
+        context["moves checked"] = f"{applied} applied in {since_report} (of {len(moved)} listed)"
+        data["moves_checked"] = applied
+    report(opts, findings, context, "ADC check", data)

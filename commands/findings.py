@@ -12,10 +12,15 @@ from .context import Options, print_json
 
 
 def report(opts: Options, findings: Sequence[Finding], context: dict[str, object],
-           title: str) -> None:
-    """Findings as text (what, meaning, fix) or JSON; exit 1 while any remain."""
+           title: str, json_context: dict[str, object] | None = None) -> None:
+    """Findings as text (what, meaning, fix) or JSON; exit 1 while any remain.
+
+    json_context: what --json shows beside the findings (typed values for scripts);
+    the text context by default."""
     if opts.json:
-        print_json({**context, "findings": [dataclasses.asdict(f) for f in findings]})
+        print_json({**(context if json_context is None else json_context),
+                    "finding_count": len(findings),
+                    "findings": [dataclasses.asdict(f) for f in findings]})
     else:
         for key, value in context.items():
             if isinstance(value, list):

@@ -94,4 +94,6 @@ def audit_cmd(ctx: typer.Context) -> None:
         return
     org = topology.organization
     report(opts, findings, {"organisation": f"{org.name} ({org.legacy_dn})"},
-           "legacyExchangeDN audit")
+           "legacyExchangeDN audit",
+           {"organisation": {"name": org.name, "legacyExchangeDN": org.legacy_dn,
+                             "mixed_mode": org.mixed_mode}})

@@ -49,9 +49,14 @@ def encode_cmd(ctx: typer.Context, value: str = typer.Argument(..., metavar="VAL
     """
     opts = options(ctx)
     try:
-        print(x500.encode(value, domain))
+        encoded = x500.encode(value, domain)
     except Exception as exc:  # noqa: BLE001
         fail(opts, exc)
+        return
+    if opts.json:
+        print_json({"value": value, "encoded": encoded})
+    else:
+        print(encoded)
 
 
 def _owners(directory, value: str):  # type: ignore[no-untyped-def]
@@ -128,6 +133,41 @@ def add_cmd(
             else:
                 plan = Plan((Modify(entry.dn, (Mod("add", "proxyAddresses", (proxy,)),),
                                     f"add the X500 proxy {proxy}"),))
+            execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+                    report=report)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        fail(opts, exc)
+
+
+@app.command("remove")
+def remove_cmd(
+    ctx: typer.Context,
+    obj: str = typer.Argument(..., metavar="OBJECT", help="DN, mailNickname or legacyExchangeDN."),
+    value: str = typer.Argument(..., metavar="VALUE", help="X500:… , IMCEAEX-… or a bare value."),
+    do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
+    report: Optional[str] = o.REPORT,
+) -> None:
+    """Plan removing an X500 proxy address from an object (dry run; --apply to apply):
+    the fix `exdir legacydn audit` names for a proxy equal to another object's value.
+
+    Example: exdir --ldif lab.ldif x500 remove jsmith "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=kakers" --apply
+    """
+    opts = options(ctx)
+    try:
+        check_report_path(report)
+        legacy = x500.legacy_value(value)
+        with opts.open() as directory:
+            entry = find_object(directory, obj)
+            held = [p for p in entry.texts("proxyAddresses") if same(p, f"X500:{legacy}")]
+            if held:
+                # the values as stored (their case), so the delete matches on every backend
+                plan = Plan((Modify(entry.dn, (Mod("delete", "proxyAddresses", tuple(held)),),
+                                    f"remove the X500 proxy {held[0]}"),))
+            else:
+                plan = Plan(())
+                opts.warn(f"{entry.dn} holds no proxy X500:{legacy}")
             execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
                     report=report)
     except typer.Exit:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -759,6 +760,11 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
 # A real LDAP server
 # ======================================================================================
 
+# a DN value that followed its target into Deleted Objects: `CN=Old MTA\0ADEL:<guid>,…`
+_TOMBSTONE = re.compile(rb"^[^,]*\\0ADEL:([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}),",
+                        re.IGNORECASE)
+
+
 class LdapDirectory(Directory):
     """A real server through ldap3 SYNC; the server enforces the rules itself."""
 
@@ -814,7 +820,8 @@ class LdapDirectory(Directory):
         except LDAPException as exc:
             raise DirectoryError(f"{dn}: read failed: {exc}") from None
         if not ok:
-            if (self.connection.result or {}).get("description") == "noSuchObject":
+            # success with no entry: a tombstone, invisible without the Show Deleted control
+            if (self.connection.result or {}).get("description") in ("noSuchObject", "success"):
                 return None
             self._raise(dn)
         for item in self.connection.response or []:
@@ -877,6 +884,9 @@ class LdapDirectory(Directory):
         against the string it stored, which names nothing any more; `<GUID=…>` names
         the object itself and matches on both.  Targets are few (stores, MTAs): the
         GUIDs are cached."""
+        tomb = _TOMBSTONE.search(value)
+        if tomb:  # a value that followed its target into Deleted Objects
+            return b"<GUID=" + tomb.group(1) + b">"
         try:
             text = dnu.normalize(value.decode("utf-8", "replace"))
         except InputError:

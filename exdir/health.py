@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -35,8 +36,28 @@ class Finding:
     details: dict[str, str] = field(default_factory=dict)
 
 
+_SHELL_SPECIAL = frozenset('"$`\\!')
+
+
 def _quote(text: str) -> str:
-    return '"' + text.replace('"', '\\"') + '"'
+    """text as one shell word: double quotes where they keep it as it is (DNs hold
+    `\\,`, which double quotes leave alone), single quotes otherwise."""
+    if not any(c in _SHELL_SPECIAL for c in text.replace("\\,", "")):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def _adc_running(topology: Topology) -> bool:
+    """Mixed mode with connection agreements: `exdir move` refuses same-group moves
+    unless told the ADC is stopped, so the fix must say so."""
+    return topology.organization.mixed_mode and bool(topology.agreements)
+
+
+def _move_fix(topology: Topology, who: str, target: str) -> str:
+    command = f"exdir move {_quote(who)} --to {_quote(target)}"
+    if _adc_running(topology):
+        return f"stop the ADC, then {command} --adc-stopped --apply"
+    return f"{command} --apply"
 
 
 def read_recipients(directory: Directory) -> list[Entry]:
@@ -90,7 +111,7 @@ def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Findi
         authority = named["homeMDB"] or named["msExchHomeServerName"] or named["homeMTA"]
         target = _fix_store(topology, authority) if not isinstance(store, Store) else \
             _store_label(topology, store)
-        fix = (f"exdir move {_quote(who)} --to {_quote(target)} --apply" if target
+        fix = (_move_fix(topology, who, target) if target
                else "no store to suggest: give the mailbox a store with exdir move")
         dangling = False
         if mdb and not isinstance(store, Store) or mdb and isinstance(store, Store) and store.public:
@@ -99,6 +120,17 @@ def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Findi
                                f"{who}: homeMDB names no mailbox store ({mdb})",
                                "the mailbox has no valid store: the store was deleted, renamed "
                                "outside exdir, or restored from elsewhere", fix))
+        elif not mdb and "user" in entry.object_classes:
+            # Active Directory drops a linked homeMDB with its store; the Recipient
+            # Update Service can also meet a user without homeMDB (KB 903291).
+            # Users only: mail-enabled public folders carry homeMTA without a homeMDB.
+            dangling = True
+            out.append(Finding("homemdb-missing", entry.dn,
+                               f"{who}: no homeMDB, yet "
+                               + " and ".join(a for a in HOME[1:] if entry.has(a)) + " set",
+                               "half a mailbox: Active Directory removes homeMDB when its store "
+                               "is deleted, and a replication or Recipient Update Service "
+                               "race can leave a user without it (KB 903291)", fix))
         if mta and not isinstance(mta_obj, Mta):
             dangling = True
             out.append(Finding("homemta-dangling", entry.dn,
@@ -129,16 +161,17 @@ def read_move_report(path: str) -> list[dict[str, object]]:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read report {path}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InputError(f"cannot read report {path}: {reason}") from None
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".json":
             data = json.loads(text)
-            boxes = data.get("mailboxes")
+            boxes = data.get("mailboxes") if isinstance(data, dict) else None
             if not isinstance(boxes, list):
                 raise InputError(f"{path}: not a move report (no mailboxes)")
-            return boxes
+            return [_checked_box(path, b) for b in boxes]
         root = ET.fromstring(text)
     except (ValueError, ET.ParseError) as exc:
         raise InputError(f"{path}: not a readable report: {exc}") from None
@@ -146,49 +179,85 @@ def read_move_report(path: str) -> list[dict[str, object]]:
     for el in root.iter("mailbox"):
         written = {v.get("attribute", ""): v.text or "" for v in el.iterfind("written/value")}
         before = {v.get("attribute", ""): v.text or "" for v in el.iterfind("before/value")}
-        boxes.append({"identity": el.get("identity"), "dn": el.findtext("dn"),
-                      "outcome": el.get("outcome"), "written": written, "before": before})
+        boxes.append(_checked_box(path, {"identity": el.get("identity"), "dn": el.findtext("dn"),
+                                         "outcome": el.get("outcome"), "written": written,
+                                         "before": before}))
     if not boxes:
         raise InputError(f"{path}: not a move report (no mailbox elements)")
     return boxes
 
 
-def reverted_findings(directory: Directory, report: Sequence[dict[str, object]]
-                      ) -> list[Finding]:
-    """Mailboxes whose home attributes no longer hold what exdir wrote (one bulk read)."""
+def _checked_box(path: str, box: object) -> dict[str, object]:
+    """One mailbox record of a report, or InputError naming what is missing."""
+    if (not isinstance(box, dict) or not isinstance(box.get("dn"), str)
+            or not isinstance(box.get("written") or {}, dict)
+            or not isinstance(box.get("before") or {}, dict)):
+        raise InputError(f"{path}: not a move report (a mailbox record without dn, or with "
+                         "malformed written/before values)")
+    return box
+
+
+def _strings(values: object) -> dict[str, str]:
+    """A report's written/before record: attribute -> value, absent values left out."""
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): str(v) for k, v in values.items() if v is not None}
+
+
+def _same_home(attr: str, a: str, b: str) -> bool:
+    """Home values compared as the directory compares them (DNs as DNs)."""
+    if attr in ("homeMDB", "homeMTA"):
+        try:
+            return dnu.key(a) == dnu.key(b)
+        except InputError:
+            pass
+    return a.lower() == b.lower()
+
+
+def reverted_findings(directory: Directory, report: Sequence[dict[str, object]],
+                      topology: Topology | None = None) -> list[Finding]:
+    """Mailboxes whose home attributes no longer hold what exdir wrote (one bulk read).
+
+    topology, when given, shapes the fix (in mixed mode with agreements the move
+    needs --adc-stopped)."""
     applied = [b for b in report if b.get("outcome") == "applied"]
     found = directory.read_many([str(b["dn"]) for b in applied], HOME)
     out: list[Finding] = []
     for box in applied:
         dn = str(box["dn"])
-        written = dict(box.get("written") or {})  # type: ignore[arg-type]
-        before = dict(box.get("before") or {})  # type: ignore[arg-type]
+        written, before = _strings(box.get("written")), _strings(box.get("before"))
         entry = found.get(dnu.key(dn))
+        who = str(box.get("identity") or dn)
         if entry is None:
-            out.append(Finding("moved-mailbox-gone", dn, f"{box.get('identity')}: the mailbox "
+            out.append(Finding("moved-mailbox-gone", dn, f"{who}: the mailbox "
                                "exdir moved no longer exists", "it was deleted or renamed since",
                                "nothing to fix here; check the deletion was intended"))
             continue
-        changed = []
+        changed: list[tuple[str, str | None, str]] = []
         for attr, value in written.items():
             now = entry.text(attr)
-            same_now = now is not None and (dnu.key(now) == dnu.key(value) if attr != HOME[2]
-                                            else now.lower() == value.lower())
-            if not same_now:
-                back = before.get(attr)
-                how = "changed back to what it was before the move" if (
-                    now and back and now.lower() == str(back).lower()) else "changed since"
-                changed.append((attr, now, how))
+            if now is not None and _same_home(attr, now, value):
+                continue
+            back = before.get(attr)
+            if now is None:
+                how = "removed"
+            elif back is not None and _same_home(attr, now, back):
+                how = "changed back to what it was before the move"
+            else:
+                how = "changed since"
+            changed.append((attr, now, how))
         if changed:
-            who = str(box.get("identity") or dn)
-            text = "; ".join(f"{a} {how} ({now})" for a, now, how in changed)
+            text = "; ".join(f"{a} {how}" + (f" ({now})" if now else "")
+                             for a, now, how in changed)
             target = written.get("homeMDB", "")
+            command = f"exdir move {_quote(dn)} --to {_quote(target)}"
+            fix = (_move_fix(topology, dn, target) if topology is not None
+                   else f"stop the ADC if one runs, then {command} --apply")
             out.append(Finding(
                 "move-reverted", dn, f"{who}: {text}",
                 "something wrote over exdir's move: an ADC agreement replicating from the 5.5 "
-                "side, or the Recipient Update Service (KB 903291)",
-                f"stop the ADC, then exdir move {_quote(who)} --to {_quote(target)} --apply",
-                {a: str(now) for a, now, _ in changed}))
+                "side, or the Recipient Update Service (KB 903291)", fix,
+                {a: now or "" for a, now, _ in changed}))
     return out
 
 
@@ -208,38 +277,45 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
             continue
         if is_adc_disabled(value):
             if not org.mixed_mode:
+                # no X500 of the marker: it is not an address anything was sent to
                 out.append(Finding(
                     "adc-disabled", entry.dn, f"{entry.dn}: legacyExchangeDN is {ADC_DISABLED}",
                     "a leftover of a mailbox deleted while the organisation was mixed; in a "
                     "native organisation nothing should carry it",
-                    f"exdir legacydn set {_quote(entry.dn)} "
-                    f"{_quote(_suggest(org_prefix, topology, entry))} --apply"))
+                    _set_fix(entry.dn, _suggest(org_prefix, topology, entry), keep_x500=False)))
             continue
         owners.setdefault(value.lower(), []).append(entry)
         bad = problems(value)
         if bad:
             out.append(Finding("malformed", entry.dn, f"{entry.dn}: {value!r}: {bad[0]}",
                                "Exchange cannot resolve a value that breaks the grammar",
-                               f"exdir legacydn set {_quote(entry.dn)} "
-                               f"{_quote(_suggest(org_prefix, topology, entry))} --apply"))
+                               _set_fix(entry.dn, _suggest(org_prefix, topology, entry))))
         elif not has_prefix(value, org_prefix):
             out.append(Finding(
                 "outside-org", entry.dn,
                 f"{entry.dn}: {value!r} is not under the organisation's {org_prefix!r}",
                 "a leftover of a partial rename or a restore from another organisation",
-                f"exdir legacydn set {_quote(entry.dn)} "
-                f"{_quote(_suggest(org_prefix, topology, entry))} --apply"))
+                _set_fix(entry.dn, _suggest(org_prefix, topology, entry))))
     for value, holders in owners.items():
         if len(holders) > 1:
             for entry in holders:
                 others = ", ".join(h.dn for h in holders if h is not entry)
+                own = _recipient_value(org_prefix, topology, entry)
+                if own is not None and own.lower() == value:
+                    fix = (f"none for this object (its value fits its alias and group); "
+                           f"change the other holder(s): {others}")
+                elif own is None or own.lower() in owners:
+                    fix = (f"exdir legacydn set {_quote(entry.dn)} NEW_VALUE --no-keep-x500 "
+                           "--apply (no free value to suggest: choose one)")
+                else:
+                    # the value stays with its other holder: as an X500 here it would
+                    # misdeliver their mail, so it is not kept
+                    fix = _set_fix(entry.dn, own, keep_x500=False)
                 out.append(Finding(
                     "duplicate", entry.dn,
                     f"{entry.dn}: legacyExchangeDN {entry.text('legacyExchangeDN')!r} is "
                     f"also held by {others}",
-                    "mail addressed to this value can reach either object",
-                    f"exdir legacydn set {_quote(entry.dn)} NEW_VALUE --apply "
-                    "(for the object that should not have it)"))
+                    "mail addressed to this value can reach either object", fix))
     for group in topology.admin_groups:
         expected = f"{org_prefix}/ou={group.name}"
         if group.legacy_dn and group.legacy_dn.lower() != expected.lower():
@@ -247,20 +323,23 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
                                f"administrative group {group.name!r}: legacyExchangeDN "
                                f"{group.legacy_dn!r} does not match its name",
                                "the group was renamed without its values",
-                               f"exdir legacydn set {_quote(group.dn)} {_quote(expected)} --apply"))
+                               _set_fix(group.dn, expected)))
     groups = {dnu.key(g.dn): g for g in topology.admin_groups}
     for server in topology.servers:
-        group = groups.get(dnu.key(server.admin_group or ""))
-        if group is None or not server.legacy_dn:
+        home_group = groups.get(dnu.key(server.admin_group or ""))
+        if home_group is None or not server.legacy_dn:
             continue
-        expected = f"{group.legacy_dn}/cn=Configuration/cn=Servers/cn={server.name}"
+        # from the names, not from the group's value: a wrong group value must not
+        # make its servers' fixes copy it
+        expected = (f"{org_prefix}/ou={home_group.name}/cn=Configuration/cn=Servers/"
+                    f"cn={server.name}")
         if server.legacy_dn.lower() != expected.lower():
             out.append(Finding("server-name-mismatch", server.dn,
                                f"server {server.name!r}: legacyExchangeDN "
                                f"{server.legacy_dn!r} does not match its name and group",
-                               "the server or its group was renamed without its values",
-                               f"exdir legacydn set {_quote(server.legacy_dn)} "
-                               f"{_quote(expected)} --apply"))
+                               "the server or its group was renamed without its values; "
+                               "its mailboxes' msExchHomeServerName follow the fix",
+                               _set_fix(server.dn, expected)))
     for entry in entries:
         own = (entry.text("legacyExchangeDN") or "").lower()
         for proxy in entry.texts("proxyAddresses"):
@@ -273,19 +352,54 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
                     "x500-collision", entry.dn,
                     f"{entry.dn}: proxy {proxy!r} is the legacyExchangeDN of {holders[0].dn}",
                     "mail for that object can be delivered here instead",
-                    f"remove the proxy {proxy!r} from {entry.dn} (an `exdir apply` plan with "
-                    "'delete: proxyAddresses')"))
+                    f"exdir x500 remove {_quote(entry.dn)} {_quote(proxy)} --apply"))
     out += mailbox_findings(topology, entries)
     return out
 
 
+def _set_fix(dn: str, value: str, *, keep_x500: bool = True) -> str:
+    return (f"exdir legacydn set {_quote(dn)} {_quote(value)}"
+            + ("" if keep_x500 else " --no-keep-x500") + " --apply")
+
+
+def _home_group(topology: Topology, entry: Entry) -> str | None:
+    """The administrative group of the server the entry's home attributes name."""
+    server: object = None
+    mdb = entry.text("homeMDB")
+    if mdb:
+        server = topology.server_of(mdb)
+    home = entry.text("msExchHomeServerName")
+    if not isinstance(server, ExchangeServer) and home:
+        server = topology.by_legacy_dn(home)
+    if isinstance(server, ExchangeServer) and server.admin_group:
+        found = topology.admin_group(server.admin_group)
+        return found.name if found else None
+    return None
+
+
+def _recipient_value(org_prefix: str, topology: Topology, entry: Entry) -> str | None:
+    """`<org>/ou=<its home group>/cn=Recipients/cn=<alias>`, or None where that is not a
+    valid value (no home, or an alias the grammar refuses)."""
+    group = _home_group(topology, entry)
+    nick = entry.text("mailNickname") or dnu.rdn_value(entry.dn)
+    if group is None or not nick:
+        return None
+    value = f"{org_prefix}/ou={group}/cn=Recipients/cn={nick}"
+    return None if problems(value) else value
+
+
 def _suggest(org_prefix: str, topology: Topology, entry: Entry) -> str:
-    """A value under the organisation for an object whose value is wrong."""
+    """A value under the organisation for an object whose value is wrong: the same value
+    under the organisation's prefix when that is valid, else one built from its home
+    group and alias."""
     value = entry.text("legacyExchangeDN") or ""
     fixed = rewrite(value, "/o=" + (value.split("/")[1][2:] if value.count("/") > 1 else ""),
                     org_prefix) if value.lower().startswith("/o=") else None
     if fixed and not problems(fixed):
         return fixed
+    built = _recipient_value(org_prefix, topology, entry)
+    if built:
+        return built
     nick = entry.text("mailNickname") or dnu.rdn_value(entry.dn)
     group = topology.admin_groups[0].name if topology.admin_groups else "First Administrative Group"
     return f"{org_prefix}/ou={group}/cn=Recipients/cn={nick}"

@@ -11,7 +11,8 @@ import re
 
 from .errors import InputError
 
-_ENCAPSULATED = re.compile(r"^IMCEA([A-Za-z0-9]+)-(.+)$", re.DOTALL)
+# the IMCEA marker in any case: some gateways and NDR renderings lower-case it
+_ENCAPSULATED = re.compile(r"^(?i:IMCEA)([A-Za-z0-9]+)-(.+)$", re.DOTALL)
 _HEX = re.compile(r"\+([0-9A-Fa-f]{2})")
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-=")
 
@@ -71,6 +72,8 @@ def encode(value: str, domain: str) -> str:
     if ":" in value and not value.startswith("/"):
         prefix, text = value.split(":", 1)
         kind = "EX" if prefix.upper() == "X500" else prefix.upper()
+    if not text:
+        raise InputError(f"nothing to encode in {value!r}: an empty address has no IMCEA form")
     out: list[str] = []
     for byte in text.encode("utf-8"):
         c = chr(byte)
@@ -86,7 +89,8 @@ def encode(value: str, domain: str) -> str:
 def legacy_value(address: str) -> str:
     """The legacyExchangeDN an address stands for: IMCEAEX, `X500:…` or a bare value."""
     text = address.strip()
-    if text.upper().startswith("IMCEA") or text.lower().startswith("smtp:imcea"):
+    unwrapped = text.strip("<>")  # as a mail header or an NDR shows it
+    if unwrapped.upper().startswith(("IMCEA", "SMTP:IMCEA")):
         decoded = decode(text)
         if not decoded.upper().startswith("X500:"):
             raise InputError(f"{address!r} encapsulates a {decoded.split(':', 1)[0]} address, "
