@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator
 
 from ldap3.utils.conv import escape_filter_chars
@@ -43,11 +44,7 @@ def parts(value: str) -> list[tuple[str, str]]:
 
 def has_prefix(value: str, prefix: str) -> bool:
     """True where prefix's parts begin value's parts (case-insensitive, whole parts)."""
-    p = [(t, v.lower()) for t, v in parts(prefix)]
-    if not p:
-        return False
-    v = [(t, x.lower()) for t, x in parts(value)]
-    return v[: len(p)] == p
+    return _prefix_end(value, prefix) is not None
 
 
 MAX_PART = 64
@@ -122,13 +119,29 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+@lru_cache(maxsize=256)
+def _whole_parts(prefix: str) -> str | None:
+    """prefix lower-cased where it is a run of whole parts (starts with one), else None."""
+    return prefix.lower() if parts(prefix) else None
+
+
 def _prefix_end(value: str, prefix: str) -> int | None:
-    """The offset in value where prefix's parts end, or None if prefix is not a prefix."""
-    if not has_prefix(value, prefix):
+    """The offset in value where prefix's parts end, or None if prefix is not a prefix.
+
+    On the text, without splitting value into parts (a rename asks this of every
+    value in the directory): value begins with prefix, case aside, and a part
+    starts right after it, or the value ends there.  The same as comparing the
+    parts one by one, because parts differ only in case.
+    """
+    lowered = _whole_parts(prefix)
+    if lowered is None:
         return None
-    count = len(parts(prefix))
-    starts = list(_PART.finditer(value))
-    return starts[count].start() if count < len(starts) else len(value)
+    end = len(prefix)
+    if value[:end].lower() != lowered:
+        return None
+    if end == len(value) or _PART.match(value, end):
+        return end
+    return None
 
 
 def rewrite(value: str, old_prefix: str, new_prefix: str) -> str | None:

@@ -151,10 +151,9 @@ def plan_rename(scope: RenameScope, entries: Sequence[Entry], naming: NamingCont
         "Active Directory moves its subtree" + (" and every DN reference"
                                                 if not rewrite_references else ""))]
     old_c, new_c = scope.container, scope.new_container
-    config_first = sorted(entries, key=lambda e: (not _in(e.dn, naming.configuration),
-                                                  dnu.depth(e.dn), dnu.key(e.dn)))
-    for entry in config_first:
-        address = dnu.rebase(entry.dn, old_c, new_c) if _in(entry.dn, old_c) else entry.dn
+    for placed in sorted((_Placed.of(e, naming.configuration, old_c, new_c) for e in entries),
+                         key=lambda p: p.order):
+        entry = placed.entry
         mods: list[Mod] = []
         rewritten_legacy: str | None = None
         for attr in VALUE_ATTRIBUTES:
@@ -165,7 +164,8 @@ def plan_rename(scope: RenameScope, entries: Sequence[Entry], naming: NamingCont
                 mods += [Mod("delete", attr, (value,)), Mod("add", attr, (new_value,))]
                 if attr == "legacyExchangeDN":
                     rewritten_legacy = value
-        recipient = _is_recipient(entry, naming)
+        recipient = not placed.in_config and (entry.has("mailNickname")
+                                              or entry.has("proxyAddresses"))
         if keep_x500 and recipient and rewritten_legacy is not None:
             proxy = x500_of(rewritten_legacy, entry.texts("proxyAddresses"))
             if proxy:
@@ -178,9 +178,48 @@ def plan_rename(scope: RenameScope, entries: Sequence[Entry], naming: NamingCont
                              Mod("add", attr, tuple(dnu.rebase(v, old_c, new_c)
                                                     for v in old_refs))]
         if mods:
-            changes.append(Modify(address, tuple(mods), _reason(entry, scope, recipient,
-                                                               keep_x500, address != entry.dn)))
+            changes.append(Modify(placed.address, tuple(mods),
+                                  _reason(entry, placed.name, scope, recipient, keep_x500,
+                                          placed.address != entry.dn)))
     return Plan(tuple(changes))
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """Where an entry sits, from one parse of its DN.
+
+    A rename plans every entry of a partition; exdir.dn's parse cache holds 65536
+    DNs, so asking it again later in a second pass over 100k entries parses again.
+    """
+
+    entry: Entry
+    in_config: bool
+    address: str  # its DN after the rename
+    name: str  # its leaf RDN's value
+    order: tuple[bool, int, str]  # configuration first, parents first, then by DN
+
+    @staticmethod
+    def of(entry: Entry, config: str, old_c: str, new_c: str) -> "_Placed":
+        try:
+            rdns = dnu.split(entry.dn)
+        except InputError:  # not a DN exdir can parse: planned where it is
+            return _Placed(entry, False, entry.dn, entry.dn, (True, 0, entry.dn.lower()))
+        in_config = bool(config) and _ends_with(rdns, dnu.split(config))
+        old_parts = dnu.split(old_c)
+        address = entry.dn
+        if _ends_with(rdns, old_parts):
+            address = dnu.build(rdns[: len(rdns) - len(old_parts)] + dnu.split(new_c))
+        return _Placed(entry, in_config, address, rdns[0][1] if rdns else "",
+                       (not in_config, len(rdns), dnu.build(rdns).lower()))
+
+
+def _ends_with(rdns: Sequence[tuple[str, str]], base: Sequence[tuple[str, str]]) -> bool:
+    """dnu.is_within on parsed DNs: base's RDNs end rdns (case-insensitively)."""
+    if len(rdns) < len(base):
+        return False
+    tail = rdns[len(rdns) - len(base):]
+    return all(a.lower() == b.lower() and v.lower() == w.lower()
+               for (a, v), (b, w) in zip(tail, base))
 
 
 def _in(dn: str, base: str) -> bool:
@@ -190,7 +229,7 @@ def _in(dn: str, base: str) -> bool:
         return False
 
 
-def _reason(entry: Entry, scope: RenameScope, recipient: bool, keep_x500: bool,
+def _reason(entry: Entry, name: str, scope: RenameScope, recipient: bool, keep_x500: bool,
             moved: bool) -> str:
     classes = entry.object_classes
     kind = next((label for cls, label in (
@@ -199,7 +238,7 @@ def _reason(entry: Entry, scope: RenameScope, recipient: bool, keep_x500: bool,
                                                                "administrative group"),
         ("msexchorganizationcontainer", "organisation")) if cls in classes),
         "recipient" if recipient else "object")
-    what = f"{kind} {dnu.rdn_value(entry.dn)}: values under {scope.old_prefix} rewritten"
+    what = f"{kind} {name}: values under {scope.old_prefix} rewritten"
     if recipient and keep_x500:
         what += ", old legacyExchangeDN kept as X500"
     if moved:
