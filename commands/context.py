@@ -1,6 +1,7 @@
 """Global options, opening the directory, and turning errors into one line + exit code."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -11,6 +12,9 @@ import typer
 
 from exdir.directory import Directory, open_ldif, open_url, read_password
 from exdir.errors import ExdirError, InputError
+
+
+FREEZE_AFTER_LOAD = False  # set by the console script (commands.main.run), not in tests
 
 
 @dataclass
@@ -37,7 +41,12 @@ class Options:
         if self.ldif and self.url:
             raise InputError("give --ldif or --url, not both")
         if self.ldif:
-            return open_ldif(self.ldif, warn=self.warn)
+            directory = open_ldif(self.ldif, warn=self.warn)
+            if FREEZE_AFTER_LOAD:
+                # the loaded directory lives until the process ends: keep the garbage
+                # collector from walking it again and again while planning
+                gc.freeze()
+            return directory
         if self.url:
             password = read_password(self.password_file)
             return open_url(self.url, self.bind_dn, password, starttls=self.starttls,

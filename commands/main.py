@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    """The console script: one command per process."""
+    from . import context
+
+    context.FREEZE_AFTER_LOAD = True
     sys.exit(main())
 
 

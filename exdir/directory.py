@@ -15,7 +15,6 @@ every difference so that planners and the apply engine see one behaviour:
 """
 from __future__ import annotations
 
-import copy
 import os
 import re
 import sys
@@ -375,29 +374,16 @@ class LdifDirectory(Directory):
         if _index_of(rdn_attr, kept, rdn_val) < 0:
             raise Conflict(f"{dn}: the value {rdn_val!r} is part of the entry's name",
                            result="notAllowedOnRDN", dn=dn)
-        # The mock applies half a failed modify and fails on a case-differing delete:
-        # send the values exactly as stored, and restore the entry if it fails anyway.
-        changes: dict[str, list[tuple[str, list[bytes]]]] = {}
+        # ldap3's mock applies half a failed modify, raises on a case-differing delete
+        # and re-parses the DN strictly: the modify was worked out above with AD's
+        # rules (apply_mods), and its result replaces the entry's values at once.
         for mod in mods:
-            attr = names.get(mod.attribute.lower(), mod.attribute)
-            values = [encode(v) for v in mod.values]
-            if mod.op == "delete" and mod.values:
-                have = [decode(attr, v) for v in stored.get(attr, [])]
-                values = [encode(have[_index_of(attr, have, v)]) for v in mod.values]
-            op = {"add": ldap3.MODIFY_ADD, "delete": ldap3.MODIFY_DELETE,
-                  "replace": ldap3.MODIFY_REPLACE}[mod.op]
-            changes.setdefault(attr, []).append((op, values))
-        before = copy.deepcopy(stored)
-        try:
-            ok = self.connection.modify(key, changes)
-        except Exception as exc:  # the mock raises ValueError on some deletes
-            self._dit[key] = before
-            raise DirectoryError(f"{dn}: modify failed in the in-memory directory: {exc}",
-                                 dn=dn) from None
-        if not ok:
-            self._dit[key] = before
-            result = self.connection.result or {}
-            raise _error_for(dn, result)
+            names.setdefault(mod.attribute.lower(), mod.attribute)
+        entry = CaseInsensitiveDict()
+        for lower, values in new_state.items():
+            entry[names.get(lower, lower)] = [encode(v) for v in values]
+        entry["entryDN"] = [key.encode("utf-8")]
+        self._dit[key] = entry
         self.dirty = True
 
     def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:

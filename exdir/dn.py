@@ -97,11 +97,17 @@ _ATTR_TYPE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)\s*$")
 
 
 def _lenient_parts(text: str) -> list[tuple[str, str]] | None:
-    """RFC 4514 split on unescaped ',' and '+', each part on its first '='."""
-    out: list[tuple[str, str]] = []
+    parts = lenient_parts(text)
+    return None if parts is None else [(attr, value) for attr, value, _sep in parts]
+
+
+def lenient_parts(text: str) -> list[tuple[str, str, str]] | None:
+    """RFC 4514 split on unescaped ',' and '+', each part on its first '=':
+    (attribute, value as written, separator after it), or None if it is no DN."""
+    out: list[tuple[str, str, str]] = []
     current: list[str] = []
     i = 0
-    pieces: list[str] = []
+    pieces: list[tuple[str, str]] = []
     while i < len(text):
         c = text[i]
         if c == "\\" and i + 1 < len(text):
@@ -109,18 +115,18 @@ def _lenient_parts(text: str) -> list[tuple[str, str]] | None:
             i += 2
             continue
         if c in ",+":
-            pieces.append("".join(current))
+            pieces.append(("".join(current), c))
             current = []
         else:
             current.append(c)
         i += 1
-    pieces.append("".join(current))
-    for piece in pieces:
+    pieces.append(("".join(current), ""))
+    for piece, sep in pieces:
         attr, eq, value = piece.partition("=")
         m = _ATTR_TYPE.match(attr)
         if not eq or not m or not value.strip():
             return None
-        out.append((m.group(1), value))
+        out.append((m.group(1), value, sep))
     return out
 
 

@@ -22,7 +22,7 @@ from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
 from . import schema
-from .dn import unescape
+from .dn import lenient_parts, unescape
 from .errors import InputError, Refused
 
 Value: TypeAlias = str | bytes
@@ -75,7 +75,11 @@ def _split(dn: str) -> tuple[tuple[str, ...], DnKey]:
         try:
             components = parse_dn(dn, strip=True)
         except (LDAPInvalidDnError, IndexError, ValueError) as exc:
-            raise InvalidChange(f"malformed DN {dn!r}: {exc}") from None
+            # ldap3 refuses an unescaped '#' or '=' inside a value, which RFC 4514 allows
+            lenient = lenient_parts(dn)
+            if lenient is None:
+                raise InvalidChange(f"malformed DN {dn!r}: {exc}") from None
+            components = [(attr, value.strip(), sep) for attr, value, sep in lenient]
     texts: list[str] = []
     keys: list[RdnKey] = []
     avas: list[str] = []
