@@ -21,75 +21,20 @@ read-all path too) and TARGETED_LIMIT (one OR-filter of the identities).
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import os
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noqa: E402
+                               full_read, full_read_kept, measure_sizes, parse, print_row,
+                               ratio, timed, timed_open, write_lab)
 from exdir import dn as dnu  # noqa: E402
-from exdir import lab  # noqa: E402
-from exdir.directory import Directory, Entry, open_ldif  # noqa: E402
+from exdir.directory import Directory  # noqa: E402
 from exdir.move import (TARGETED_LIMIT, MovePlan, plan_move, read_identities,  # noqa: E402
                         read_mailboxes, resolve_mailboxes, resolve_store)
 from exdir.topology import read_topology  # noqa: E402
-
-T = TypeVar("T")
-
-
-class CountingDirectory(Directory):
-    """Passes searches through and counts them: planning must not search per mailbox."""
-
-    def __init__(self, inner: Directory) -> None:
-        self.inner = inner
-        self.backend = inner.backend
-        self.naming = inner.naming
-        self.searches = 0
-        self.reads = 0
-
-    def search(self, base: str | None = None, filter: str = "(objectClass=*)",  # noqa: A002
-               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
-        self.searches += 1
-        return self.inner.search(base, filter, attributes, scope)
-
-    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
-        self.reads += 1
-        return self.inner.read(dn, attributes)
-
-    def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
-                  ) -> dict[str, Entry]:
-        self.reads += 1
-        return self.inner.read_many(dns, attributes)
-
-
-def timed(runs: int, action: Callable[[], T]) -> tuple[float, T]:
-    """The median wall time of `runs` calls, and the last call's result."""
-    times: list[float] = []
-    result: T | None = None
-    for _ in range(runs):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = action()
-        times.append(time.perf_counter() - start)
-    assert result is not None
-    return statistics.median(times), result
-
-
-def full_read(directory: Directory) -> int:
-    """Every entry of the directory through the paged search generator, each dropped."""
-    return sum(1 for _ in directory.search(directory.naming.domain, "(objectClass=*)", ("*",)))
-
-
-def full_read_kept(directory: Directory) -> int:
-    """The same read, every entry kept (as anything that indexes them must)."""
-    return len(list(directory.search(directory.naming.domain, "(objectClass=*)", ("*",))))
 
 
 def identities(directory: Directory, store_dn: str) -> list[str]:
@@ -115,16 +60,9 @@ def plan(directory: Directory, listing: Path, store: str) -> MovePlan:
     return plan_move(topology, resolved, target, directory.naming)
 
 
-def measure(mailboxes: int, runs: int, workdir: Path, freeze: bool = False
-            ) -> dict[str, float | int | str]:
-    path = workdir / f"lab-{mailboxes}.ldif"
-    start = time.perf_counter()
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for chunk in lab.generate(mailboxes=mailboxes, dcs=3):
-            fh.write(chunk)
-    generated = time.perf_counter() - start
-    quiet = lambda message: None  # noqa: E731
-    t_open, directory = timed(runs, lambda: open_ldif(str(path), warn=quiet))
+def measure(mailboxes: int, runs: int, workdir: Path, freeze: bool = False) -> Row:
+    path, generated = write_lab(workdir, mailboxes, dcs=3)
+    t_open, directory = timed_open(runs, path)
     if freeze:  # the loaded directory out of the collector's way (see README)
         gc.collect()
         gc.freeze()
@@ -137,7 +75,7 @@ def measure(mailboxes: int, runs: int, workdir: Path, freeze: bool = False
     store = next(s for s in topology.stores
                  if not s.public and dnu.key(s.server) == dnu.key(legacy_server.dn))
     names = identities(directory, store.dn)
-    row: dict[str, float | int | str] = {
+    row: Row = {
         "mailboxes": mailboxes, "entries": entries, "mb": path.stat().st_size / 1e6,
         "generate": generated, "open": t_open, "full": t_full, "kept": t_kept,
         "store": store.name}
@@ -160,22 +98,13 @@ def measure(mailboxes: int, runs: int, workdir: Path, freeze: bool = False
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=[10000],
-                        help="mailbox counts (default 10000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per timing (median)")
+    parser = arguments(__doc__, [10000])
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() after loading: the collector skips the directory")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or any(n < 1 for n in args.sizes):
-        parser.error("sizes must be >= 1 and --runs >= 1")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="exdir-bench-") as tmp:
-        for n in args.sizes:
-            print(f"measuring {n} mailboxes ({args.runs} runs each)…", file=sys.stderr)
-            rows.append(measure(n, args.runs, Path(tmp), args.gc_freeze))
-    print(f"exdir move planning benchmark — Python {sys.version.split()[0]}, {os.cpu_count()} "
-          f"CPUs, median of {args.runs} runs, seconds; TARGETED_LIMIT {TARGETED_LIMIT}"
+    args = parse(parser, argv, smallest=1)
+    rows = measure_sizes(args.sizes, args.runs,
+                         lambda n, tmp: measure(n, args.runs, tmp, args.gc_freeze))
+    print(banner("move planning benchmark", args.runs) + f"; TARGETED_LIMIT {TARGETED_LIMIT}"
           + ("; gc.freeze() after loading" if args.gc_freeze else ""))
     for r in rows:
         print(f"\n{r['mailboxes']} mailboxes, {r['entries']} entries, {r['mb']:.1f} MB; "
@@ -184,15 +113,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['kept']:.2f} (entries kept)")
         header = ("identities", "path", "plan", "/full", "/kept", "changes", "searches",
                   "reads")
-        print("  " + "  ".join(f"{h:>10}" for h in header))
+        print_row(header, 10, indent="  ")
         for label in ("all", "100", "limit"):
             n = int(r[f"n_{label}"])
             path = "targeted" if n <= TARGETED_LIMIT else "read-all"
             t_plan = float(r[f"plan_{label}"])
-            cells = (f"{n}", path, f"{t_plan:.2f}", f"{t_plan / float(r['full']):.1f}",
-                     f"{t_plan / float(r['kept']):.1f}", f"{r[f'changes_{label}']}",
-                     f"{r[f'searches_{label}']}", f"{r[f'reads_{label}']}")
-            print("  " + "  ".join(f"{c:>10}" for c in cells))
+            print_row((f"{n}", path, f"{t_plan:.2f}", ratio(t_plan, r["full"], 1),
+                       ratio(t_plan, r["kept"], 1), f"{r[f'changes_{label}']}",
+                       f"{r[f'searches_{label}']}", f"{r[f'reads_{label}']}"), 10, indent="  ")
     return 0
 
 

@@ -17,18 +17,16 @@ growing heap, which a streamed read never makes it do).
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from benchmarks.read_topology import CountingDirectory, full_read, timed  # noqa: E402
-from exdir import lab  # noqa: E402
-from exdir.directory import Directory, Entry, open_ldif  # noqa: E402
+from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noqa: E402
+                               full_read, full_read_kept, measure_sizes, parse, print_table,
+                               ratio, timed, timed_open, write_lab)
+from exdir.directory import Directory, Entry  # noqa: E402
 from exdir.ldif_out import render  # noqa: E402
 from exdir.plan import Plan  # noqa: E402
 from exdir.rename import RenameScope, org_scope, plan_rename, read_affected  # noqa: E402
@@ -51,18 +49,9 @@ def plan_org_rename(directory: Directory) -> Plan:
                        rewrite_references=not directory.follows_dn_references)
 
 
-def full_read_kept(directory: Directory) -> int:
-    """Every entry, held in a list as a planner holds what it plans from."""
-    return len(list(directory.search(directory.naming.domain, "(objectClass=*)", ("*",))))
-
-
-def measure(mailboxes: int, runs: int, workdir: Path) -> dict[str, float | int]:
-    path = workdir / f"lab-{mailboxes}.ldif"
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for chunk in lab.generate(mailboxes=mailboxes):
-            fh.write(chunk)
-    quiet = lambda message: None  # noqa: E731
-    t_open, directory = timed(runs, lambda: open_ldif(str(path), warn=quiet))
+def measure(mailboxes: int, runs: int, workdir: Path) -> Row:
+    path, _ = write_lab(workdir, mailboxes)
+    t_open, directory = timed_open(runs, path)
     t_full, entries = timed(runs, lambda: full_read(directory))
     t_kept, _ = timed(runs, lambda: full_read_kept(directory))
     t_read, (scope, found) = timed(runs, lambda: affected(directory))
@@ -72,7 +61,7 @@ def measure(mailboxes: int, runs: int, workdir: Path) -> dict[str, float | int]:
     t_render, text = timed(runs, lambda: render(plan))
     counting = CountingDirectory(directory)
     plan_org_rename(counting)
-    row: dict[str, float | int] = {
+    row: Row = {
         "mailboxes": mailboxes, "entries": entries, "mb": path.stat().st_size / 1e6,
         "open": t_open, "full": t_full, "kept": t_kept, "read": t_read, "pure": t_pure,
         "plan": t_plan, "render": t_render,
@@ -85,33 +74,20 @@ def measure(mailboxes: int, runs: int, workdir: Path) -> dict[str, float | int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=[10000, 50000],
-                        help="mailbox counts (default 10000 50000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per timing (median)")
-    args = parser.parse_args(argv)
-    if args.runs < 1 or any(n < 0 for n in args.sizes):
-        parser.error("sizes must be >= 0 and --runs >= 1")
-    rows = []
+    args = parse(arguments(__doc__, [10000, 50000]), argv)
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="exdir-bench-") as tmp:
-        for n in args.sizes:
-            print(f"measuring {n} mailboxes ({args.runs} runs each)…", file=sys.stderr)
-            rows.append(measure(n, args.runs, Path(tmp)))
-    print(f"exdir rename-plan benchmark — Python {sys.version.split()[0]}, {os.cpu_count()} "
-          f"CPUs, median of {args.runs} runs, seconds ({time.perf_counter() - began:.0f} s "
-          "in all)")
+    rows = measure_sizes(args.sizes, args.runs, lambda n, tmp: measure(n, args.runs, tmp))
+    print(banner("rename-plan benchmark", args.runs)
+          + f" ({time.perf_counter() - began:.0f} s in all)")
     header = ("mailboxes", "entries", "file MB", "open_ldif", "full read", "read kept",
               "affected", "planner", "plan org", "plan/full", "plan/kept", "render", "changes",
               "searches")
-    print("  ".join(f"{h:>9}" for h in header))
-    for r in rows:
-        cells = (f"{r['mailboxes']}", f"{r['entries']}", f"{r['mb']:.1f}", f"{r['open']:.2f}",
-                 f"{r['full']:.2f}", f"{r['kept']:.2f}", f"{r['read']:.2f}", f"{r['pure']:.2f}",
-                 f"{r['plan']:.2f}", f"{r['plan'] / r['full']:.1f}" if r["full"] else "-",
-                 f"{r['plan'] / r['kept']:.1f}" if r["kept"] else "-",
-                 f"{r['render']:.2f}", f"{r['changes']}", f"{r['searches']} ({r['returned']})")
-        print("  ".join(f"{c:>9}" for c in cells))
+    print_table(header, [(f"{r['mailboxes']}", f"{r['entries']}", f"{r['mb']:.1f}",
+                          f"{r['open']:.2f}", f"{r['full']:.2f}", f"{r['kept']:.2f}",
+                          f"{r['read']:.2f}", f"{r['pure']:.2f}", f"{r['plan']:.2f}",
+                          ratio(r["plan"], r["full"], 1), ratio(r["plan"], r["kept"], 1),
+                          f"{r['render']:.2f}", f"{r['changes']}",
+                          f"{r['searches']} ({r['returned']})") for r in rows], 9)
     return 0
 
 

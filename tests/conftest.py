@@ -8,6 +8,8 @@ import pytest
 from tests.servers.samba import MakeSamba, SambaDC, SambaLab, require_samba
 from tests.servers.slapd import MakeSlapd, SlapdFactory, require_slapd
 
+pytest.register_assert_rewrite("tests.labs")  # its shared assertions explain their failures
+
 _SAMBA_LABS: list[SambaLab] = []  # for the timing summary at the end of the run
 
 

@@ -524,3 +524,13 @@ def fail_at(*numbers: int) -> Callable[[int, str, str], None]:
             raise DirectoryError(f"{dn}: injected failure at write {n} ({what})", dn=dn,
                                  result="unavailable")
     return hook
+
+
+def reply_lost_at(k: int) -> Callable[[int, str, str], None]:
+    """An after_write hook: the k-th write is made, then its reply is lost (the connection
+    drops after the server committed), so the step that "failed" must be undone too."""
+    def hook(n: int, what: str, dn: str) -> None:
+        if n == k:
+            raise DirectoryError(f"{dn}: connection reset after the {what} was sent", dn=dn,
+                                 result="unavailable")
+    return hook

@@ -8,77 +8,25 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from commands.main import main
 from exdir import dn as dnu
 from exdir.apply import run
-from exdir.directory import Directory, Entry, open_ldif, open_url
+from exdir.directory import Directory, Entry
 from exdir.errors import DirectoryError
 from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render, value_line
 from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename
-from tests.plans import (Faulty, Snapshot, differences, fail_at, homes, mailboxes,
-                         mixed_plan, simulate, snapshot)
-from tests.servers.slapd import Slapd
-
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "fabrikam.ldif"
+from tests.labs import LDIF_SLAPD, Lab, same_state, sample_lab, undo_files
+from tests.plans import Faulty, fail_at, homes, mailboxes, mixed_plan, simulate, snapshot
 
 
-@dataclass
-class Lab:
-    """One directory under test: an LDIF file, or a slapd loaded with the same data."""
-
-    kind: str
-    tmp: Path
-    path: Path | None = None
-    server: Slapd | None = None
-
-    def open(self) -> Directory:
-        if self.path is not None:
-            return open_ldif(str(self.path), warn=lambda m: None)
-        assert self.server is not None
-        return open_url(self.server.url, self.server.bind_dn, self.server.password)
-
-    def state(self) -> Snapshot:
-        """What a fresh reader sees: for an LDIF directory, what the file on disk holds."""
-        with self.open() as d:
-            return snapshot(d)
-
-    def options(self) -> list[str]:
-        if self.path is not None:
-            return ["--ldif", str(self.path)]
-        assert self.server is not None
-        return ["--url", self.server.url, "--bind-dn", self.server.bind_dn,
-                "--password-file", str(self.server.password_file)]
-
-    def file_bytes(self) -> bytes | None:
-        return self.path.read_bytes() if self.path is not None else None
-
-
-@pytest.fixture(params=["ldif", pytest.param("slapd", marks=pytest.mark.slapd)])
-def lab(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> Iterator[Lab]:
-    monkeypatch.chdir(tmp_path)  # a default undo file would land here, never in the repo
-    text = SAMPLE.read_text(encoding="utf-8")
-    if request.param == "ldif":
-        path = tmp_path / "lab.ldif"
-        path.write_text(text, encoding="utf-8")
-        yield Lab("ldif", tmp_path, path=path)
-    else:
-        yield Lab("slapd", tmp_path, server=request.getfixturevalue("slapd_factory")(text))
-
-
-def same(expected: Snapshot, actual: Snapshot) -> None:
-    assert expected == actual, "\n".join(differences(expected, actual))
-
-
-def undo_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*undo*"))
+@pytest.fixture(params=LDIF_SLAPD)
+def lab(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    return sample_lab(request, tmp_path, monkeypatch)
 
 
 def write_by_hand(directory: Directory, change: Change) -> None:
@@ -117,7 +65,7 @@ def test_dry_run_writes_nothing_and_reports_every_step_pending(lab: Lab) -> None
     assert {s.outcome for s in result.steps} == {"not run"}
     assert [s.kind for s in result.steps].count("modrdn") == 1
     assert result.undo_file is None and undo_files(lab.tmp) == []
-    same(before, lab.state())
+    same_state(before, lab.state())
     assert lab.file_bytes() == original
 
 
@@ -131,7 +79,7 @@ def test_apply_reaches_the_planned_state_and_a_rerun_does_nothing(lab: Lab) -> N
     assert (result.outcome, result.exit_code) == ("applied", 0), result.message
     assert {s.outcome for s in result.steps} == {"applied"}
     assert expected != before
-    same(expected, lab.state())
+    same_state(expected, lab.state())
     if lab.kind == "ldif":
         assert lab.file_bytes() != original  # rewritten: a fresh load saw the new state
     saved = lab.file_bytes()
@@ -142,7 +90,7 @@ def test_apply_reaches_the_planned_state_and_a_rerun_does_nothing(lab: Lab) -> N
     assert (again.outcome, again.exit_code) == ("nothing to do", 0)
     assert {s.outcome for s in again.steps} == {"skipped"}
     assert not (lab.tmp / "undo2.ldif").exists()
-    same(expected, lab.state())
+    same_state(expected, lab.state())
     assert lab.file_bytes() == saved
 
 
@@ -156,11 +104,11 @@ def test_the_undo_file_restores_the_exact_prior_state(lab: Lab) -> None:
     with lab.open() as d:
         result = run(d, read_plan(undo), apply=True, undo_file=str(redo))
     assert (result.outcome, result.exit_code) == ("applied", 0), result.message
-    same(before, lab.state())
+    same_state(before, lab.state())
     with lab.open() as d:  # the undo of the undo is the plan again
         assert run(d, read_plan(redo), apply=True, undo_file=str(lab.tmp / "u3.ldif")
                    ).exit_code == 0
-    same(expected, lab.state())
+    same_state(expected, lab.state())
 
 
 def test_the_undo_file_is_on_disk_before_the_first_write(lab: Lab) -> None:
@@ -180,14 +128,14 @@ def test_the_undo_file_is_on_disk_before_the_first_write(lab: Lab) -> None:
         before = snapshot(d)
         result = run(Faulty(d, before_write=at_first_write), plan, apply=True,
                      undo_file=str(undo))
-        same(before, snapshot(d))
+        same_state(before, snapshot(d))
     assert result.exit_code == 3, result.message
     assert seen["exists"] is True and seen["journal"] is True
     assert result.plan is not None
     inverse = parse(str(seen["text"]), str(undo))  # it parses, and it is the exact inverse
     assert render(inverse) == render(result.plan.inverse())
     assert len(inverse) == len(plan)
-    same(before, lab.state())
+    same_state(before, lab.state())
     assert lab.file_bytes() == original
 
 
@@ -212,7 +160,7 @@ def test_a_value_changed_since_the_plan_is_refused_and_nothing_written(lab: Lab)
     assert len(result.refusals) == 1 and f"step {number}" in result.refusals[0]
     assert "homeMDB" in result.refusals[0]
     assert not undo.exists()
-    same(changed, lab.state())  # the other change is kept, nothing of the plan written
+    same_state(changed, lab.state())  # the other change is kept, nothing of the plan written
     assert lab.file_bytes() == original
 
 
@@ -231,7 +179,7 @@ def test_an_entry_created_since_the_plan_is_refused_not_overwritten(lab: Lab) ->
     assert (result.outcome, result.exit_code) == ("refused", 1)
     assert [s.number for s in result.steps if s.status == "conflict"] == [number]
     assert not (lab.tmp / "undo.ldif").exists()
-    same(changed, lab.state())
+    same_state(changed, lab.state())
     assert changed[dnu.key(add.dn)]["displayname"] == [b"Someone Else"]
 
 
@@ -270,9 +218,9 @@ def test_a_change_racing_the_apply_fails_its_step_and_is_kept(lab: Lab, race: st
         assert [s.outcome for s in result.steps[:number - 1]] == ["undone"] * (number - 1)
         now = snapshot(d)
     # every step the plan made was undone: the racing change is all that remains
-    same(simulate(before, [racing], follows), now)
+    same_state(simulate(before, [racing], follows), now)
     if lab.kind == "slapd":
-        same(now, lab.state())
+        same_state(now, lab.state())
     else:
         assert lab.file_bytes() == original
 
@@ -306,12 +254,12 @@ def test_an_interrupted_plan_finishes_and_its_undo_rolls_back_everything(lab: La
         len(plan) - half)
     pending = len(plan) - half
     assert calls == [(i, pending) for i in range(1, pending + 1)]  # once per applied step
-    same(expected, lab.state())
+    same_state(expected, lab.state())
     with lab.open() as d:
         back = run(d, read_plan(undo), apply=True, undo_file=str(lab.tmp / "redo.ldif"))
     assert back.exit_code == 0, back.message
     assert {s.outcome for s in back.steps} == {"applied"}  # all of it, the skipped steps too
-    same(before, lab.state())
+    same_state(before, lab.state())
 
 
 def test_an_interrupted_plan_file_whose_delete_was_done_still_finishes(lab: Lab) -> None:
@@ -330,7 +278,7 @@ def test_an_interrupted_plan_file_whose_delete_was_done_still_finishes(lab: Lab)
     code = main([*lab.options(), "-q", "apply", str(plan_file), "--apply",
                  "--undo-file", str(lab.tmp / "undo.ldif")])
     assert code == 0
-    same(expected, lab.state())
+    same_state(expected, lab.state())
 
 
 # --- failures after the first write -------------------------------------------------------
@@ -352,8 +300,8 @@ def test_a_read_back_that_disagrees_rolls_back(lab: Lab) -> None:
         assert "read-back" in result.message
         assert faulty.writes == 2 * len(plan)  # every step written, then undone
         assert {s.outcome for s in result.steps} == {"undone"}
-        same(before, snapshot(d))
-    same(before, lab.state())
+        same_state(before, snapshot(d))
+    same_state(before, lab.state())
     assert lab.file_bytes() == original
     journal = Path(str(lab.tmp / "undo.ldif") + ".journal").read_text(encoding="utf-8")
     assert "rolled back" in journal.splitlines()[-1]
@@ -381,8 +329,8 @@ def test_a_failed_rollback_exits_4_and_its_undo_file_finishes_the_job(lab: Lab) 
         outcomes = [s.outcome for s in finish.steps]
         # the undo plan runs newest first: steps n.. were never done, so their undo is skipped
         assert outcomes == ["skipped"] * (len(plan) - n + 1) + ["applied"] * (n - 1)
-        same(before, snapshot(d))
-    same(before, lab.state())
+        same_state(before, snapshot(d))
+    same_state(before, lab.state())
 
 
 # --- hand-written plans --------------------------------------------------------------------
@@ -420,7 +368,7 @@ def test_replace_and_valueless_delete_are_resolved_so_the_undo_has_the_old_value
     assert sorted(adds[(dnu.key(ou), "description")]) == sorted(old_descriptions)
     assert main([*lab.options(), "-q", "apply", str(undo), "--apply",
                  "--undo-file", str(lab.tmp / "redo.ldif")]) == 0
-    same(before, lab.state())
+    same_state(before, lab.state())
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -438,14 +386,14 @@ def test_cli_dry_run_apply_rerun_and_undo(lab: Lab, capsys: pytest.CaptureFixtur
     out, err = capsys.readouterr()
     assert parse(out) == read_plan(plan_file) and out.startswith("version: 1\n")
     assert f"{len(plan)} step(s): {len(plan)} to do" in err
-    same(before, lab.state())
+    same_state(before, lab.state())
     assert not undo.exists()
 
     assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
                  str(undo)]) == 0
     out, err = capsys.readouterr()
     assert out == "" and f"applied {len(plan)} step(s)" in err and str(undo) in err
-    same(expected, lab.state())
+    same_state(expected, lab.state())
 
     assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
                  str(lab.tmp / "again.ldif")]) == 0
@@ -455,7 +403,7 @@ def test_cli_dry_run_apply_rerun_and_undo(lab: Lab, capsys: pytest.CaptureFixtur
 
     assert main([*lab.options(), "apply", str(undo), "--apply", "--undo-file",
                  str(lab.tmp / "redo.ldif")]) == 0
-    same(before, lab.state())
+    same_state(before, lab.state())
 
 
 def test_cli_failures_exit_3_and_4_naming_the_undo_file(
@@ -477,7 +425,7 @@ def test_cli_failures_exit_3_and_4_naming_the_undo_file(
                  str(undo)]) == 3
     _, err = capsys.readouterr()
     assert "rolled back" in err and "injected failure at write 3" in err
-    same(before, lab.state())
+    same_state(before, lab.state())
     assert lab.file_bytes() == original
 
     fail[:] = [3, 4]
@@ -489,7 +437,7 @@ def test_cli_failures_exit_3_and_4_naming_the_undo_file(
     fail[:] = []
     assert main([*lab.options(), "apply", str(undo), "--apply", "--undo-file",
                  str(lab.tmp / "redo.ldif")]) == 0
-    same(before, lab.state())
+    same_state(before, lab.state())
 
 
 @pytest.mark.parametrize("suffix", [".json", ".xml"])
@@ -557,7 +505,7 @@ def test_a_bad_report_name_exits_2_before_anything_runs(
     _, err = capsys.readouterr()
     assert ".json or .xml" in err and "Traceback" not in err
     assert not (lab.tmp / "undo.ldif").exists() and not (lab.tmp / "report.txt").exists()
-    same(before, lab.state())
+    same_state(before, lab.state())
     assert lab.file_bytes() == original
 
 
@@ -577,7 +525,7 @@ def test_a_malformed_plan_exits_2_naming_the_line(
     _, err = capsys.readouterr()
     assert f"line {bad + 1}" in err and "frobnicate" in err and "Traceback" not in err
     assert not (lab.tmp / "undo.ldif").exists()
-    same(before, lab.state())
+    same_state(before, lab.state())
 
 
 def test_progress_is_called_once_per_applied_step(lab: Lab) -> None:

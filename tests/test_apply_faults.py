@@ -20,21 +20,12 @@ import pytest
 
 from exdir.apply import run
 from exdir.directory import Directory, open_ldif, open_url
-from exdir.errors import DirectoryError
-from tests.plans import Faulty, Snapshot, differences, fail_at, mixed_plan, slapd_state, snapshot
+from tests.plans import (Faulty, Snapshot, differences, fail_at, mixed_plan, reply_lost_at,
+                         slapd_state, snapshot)
 from tests.servers.slapd import MakeSlapd
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "fabrikam.ldif"
 STEPS = 50
-
-
-def reply_lost_at(k: int) -> Callable[[int, str, str], None]:
-    """An after_write hook: the k-th write is made, then its reply "fails"."""
-    def hook(n: int, what: str, dn: str) -> None:
-        if n == k:
-            raise DirectoryError(f"{dn}: connection reset after the {what} was sent", dn=dn,
-                                 result="unavailable")
-    return hook
 
 
 def every_step(directory: Directory, tmp: Path, mode: str,

@@ -14,22 +14,14 @@ from pathlib import Path
 import ldif
 import pytest
 
-from commands.main import main
 from exdir import dn as dnu
 from exdir.checks import RENAME, RENAME_WITHOUT_LAB, Finding, blocking, preflight
 from exdir.directory import open_ldif, open_url
 from exdir.topology import read_topology
+from tests.labs import SAMPLES, cli, server_options
 from tests.plans import slapd_state
 from tests.servers.samba import MakeSamba
 from tests.servers.slapd import MakeSlapd
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def entries_of(name: str) -> list[tuple[str, dict[str, list[str]]]]:
@@ -176,8 +168,7 @@ def test_slapd_is_not_ad_renames_need_lab(slapd_factory: MakeSlapd, tmp_path: Pa
                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     server = slapd_factory((SAMPLES / "fabrikam.ldif").read_text(encoding="utf-8"))
-    opts = ["--url", server.url, "--bind-dn", server.bind_dn, "--password-file",
-            str(server.password_file)]
+    opts = server_options(server)
     code, out, err = cli(capsys, *opts, "check")
     assert code == 1, err
     (line,) = [line for line in out.splitlines() if line.startswith("[BLOCKS")]
@@ -206,7 +197,7 @@ def test_samba_is_active_directory_with_one_dc(samba_factory: MakeSamba,
     """A real AD (Samba) with its own single DC: nothing blocks, --lab is only the rename
     rule's, not a finding."""
     dc = samba_factory((SAMPLES / "fabrikam.ldif").read_text(encoding="utf-8"))
-    opts = ["--url", dc.url, "--bind-dn", dc.bind_dn, "--password-file", str(dc.password_file)]
+    opts = server_options(dc)
     code, out, err = cli(capsys, "--json", *opts, "check")
     assert code == 0, err
     data = json.loads(out)

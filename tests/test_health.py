@@ -20,70 +20,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.main import main
 from exdir import dn as dnu
 from exdir import health, lab
-from exdir.directory import Directory, Entry, LdapDirectory, LdifDirectory, open_ldif, open_url
+from exdir.directory import Directory, Entry, LdapDirectory, LdifDirectory, open_ldif
 from exdir.legacydn import rewrite
 from exdir.plan import Mod
 from exdir.topology import ExchangeServer, Store, Topology, read_topology
+from tests.labs import ALL_BACKENDS, Lab, clear_env, cli, new_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SAMPLE = (SAMPLES / "fabrikam.ldif").read_text(encoding="utf-8")
 MIXED = (SAMPLES / "fabrikam-mixed.ldif").read_text(encoding="utf-8")
-ENV = ("EXDIR_LDIF", "EXDIR_URL", "EXDIR_BIND_DN", "EXDIR_PASSWORD")
-BACKENDS = ["ldif", pytest.param("slapd", marks=pytest.mark.slapd),
-            pytest.param("samba", marks=pytest.mark.samba)]
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No EXDIR_* leaks in; undo files land in the test's directory, not the repo."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
 
-# --- labs: one directory, reachable by the CLI and by the test --------------------------------
-
-@dataclass
-class Lab:
-    """A directory on one backend: `args` for the CLI, `open()` for the test's own writes."""
-
-    kind: str
-    args: list[str]
-    opener: Callable[[], Directory]
-    dc: Any = None  # the Samba DC or slapd behind it, if any
-
-    def open(self) -> Directory:
-        return self.opener()
-
-
-def make_lab(kind: str, text: str, request: pytest.FixtureRequest, tmp_path: Path) -> Lab:
-    if kind == "ldif":
-        path = tmp_path / "lab.ldif"
-        path.write_text(text, encoding="utf-8")
-        return Lab(kind, ["--ldif", str(path)],
-                   lambda: open_ldif(str(path), warn=lambda m: None))
-    if kind == "slapd":
-        server = request.getfixturevalue("slapd_factory")(text)
-    else:
-        server = request.getfixturevalue("samba_factory")(text)
-    return Lab(kind, ["--url", server.url, "--bind-dn", server.bind_dn,
-                      "--password-file", str(server.password_file)],
-               lambda: open_url(server.url, server.bind_dn, server.password), server)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
+# --- labs: one directory, reachable by the CLI and by the test (tests/labs.py) ----------------
 
 def run_json(capsys: pytest.CaptureFixture[str], lab_: Lab, *args: str
              ) -> tuple[int, dict[str, Any]]:
-    code, out, err = run(capsys, *lab_.args, "--json", *args)
+    code, out, err = lab_.cli(capsys, "--json", *args)
     assert code in (0, 1), err
     return code, json.loads(out)
 
@@ -139,6 +101,16 @@ def mailboxes_by_server(directory: Directory, topology: Topology) -> dict[str, l
 def private_store(topology: Topology, server: ExchangeServer) -> Store:
     return next(s for s in topology.stores
                 if not s.public and dnu.key(s.server) == dnu.key(server.dn))
+
+
+def busiest_and_peer(topology: Topology, by_server: dict[str, list[Entry]]
+                     ) -> tuple[ExchangeServer, ExchangeServer]:
+    """The server homing the most mailboxes, and another server of its admin group (a
+    move between the two stays inside the group)."""
+    first = max(topology.servers, key=lambda s: len(by_server.get(s.name, [])))
+    peer = next(s for s in topology.servers if s.admin_group == first.admin_group
+                and s.dn != first.dn)
+    return first, peer
 
 
 @dataclass
@@ -279,11 +251,11 @@ def seed(directory: Directory) -> Seeded:
 
 # --- 2. the seeded cases on every backend -----------------------------------------------------
 
-@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("kind", ALL_BACKENDS)
 def test_seeded_cases_found_explained_and_fixed(kind: str, request: pytest.FixtureRequest,
                                                tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab(kind, SAMPLE, request, tmp_path)
+    lab_ = new_lab(kind, SAMPLE, request, tmp_path)
     # the clean sample: nothing to report, exit 0
     for command in (["adc", "check"], ["legacydn", "audit"]):
         code, data = run_json(capsys, lab_, *command)
@@ -314,7 +286,7 @@ def test_seeded_cases_found_explained_and_fixed(kind: str, request: pytest.Fixtu
             assert fix_command(f["fix"]) is not None, f
 
     # the text form carries the same findings, each with its meaning and fix
-    code, text, _ = run(capsys, *lab_.args, "legacydn", "audit")
+    code, text, _ = lab_.cli(capsys, "legacydn", "audit")
     assert code == 1
     assert f"legacyExchangeDN audit: {len(audit['findings'])} finding(s)" in text
     for f in audit["findings"]:
@@ -323,7 +295,7 @@ def test_seeded_cases_found_explained_and_fixed(kind: str, request: pytest.Fixtu
 
     # x500 find names both holders of the collided value
     victim = seeded.who["x500-victim"].text("legacyExchangeDN") or ""
-    code, out, err = run(capsys, *lab_.args, "--json", "x500", "find", "X500:" + victim.upper())
+    code, out, err = lab_.cli(capsys, "--json", "x500", "find", "X500:" + victim.upper())
     assert code == 0, err
     assert {(dnu.key(o["dn"]), o["matched"]) for o in json.loads(out)["objects"]} == {
         (dnu.key(seeded.who["x500-victim"].dn), "legacyExchangeDN"),
@@ -338,7 +310,7 @@ def test_seeded_cases_found_explained_and_fixed(kind: str, request: pytest.Fixtu
         if argv is None or tuple(argv) in done:
             continue
         done.add(tuple(argv))
-        code, out, err = run(capsys, *lab_.args, *argv)
+        code, out, err = lab_.cli(capsys, *argv)
         assert code == 0, (argv, err)
     code, remaining = run_json(capsys, lab_, "legacydn", "audit")
     assert (code, remaining["findings"]) == (0, []), remaining["findings"]
@@ -351,7 +323,7 @@ def test_fixes_take_each_finding_away_one_at_a_time(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """The move for a split mailbox and `legacydn set` for an outside value: each removes
     its own finding and leaves the others standing."""
-    lab_ = make_lab("ldif", SAMPLE, request, tmp_path)
+    lab_ = new_lab("ldif", SAMPLE, request, tmp_path)
     directory = lab_.open()
     seeded = seed(directory)
     _, before = run_json(capsys, lab_, "legacydn", "audit")
@@ -360,7 +332,7 @@ def test_fixes_take_each_finding_away_one_at_a_time(tmp_path: Path,
                        and dnu.key(f["dn"]) == dnu.key(seeded.who[role].dn))
         argv = fix_command(finding["fix"])
         assert argv and argv[0] == ("move" if code_name == "split" else "legacydn")
-        code, _, err = run(capsys, *lab_.args, *argv)
+        code, _, err = lab_.cli(capsys, *argv)
         assert code == 0, err
         _, now = run_json(capsys, lab_, "legacydn", "audit")
         assert found(now) == found(before) - {(code_name, dnu.key(finding["dn"]))}
@@ -376,7 +348,7 @@ def test_fixes_take_each_finding_away_one_at_a_time(tmp_path: Path,
 @pytest.mark.parametrize("name", ["fabrikam", "fabrikam-multidc", "fabrikam-mixed"])
 def test_clean_samples_have_no_findings(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     for command in (["adc", "check"], ["legacydn", "audit"]):
-        code, out, err = run(capsys, "--ldif", str(SAMPLES / f"{name}.ldif"), *command)
+        code, out, err = cli(capsys, "--ldif", str(SAMPLES / f"{name}.ldif"), *command)
         assert code == 0, (out, err)
         assert " 0 finding(s)" in out
 
@@ -384,7 +356,7 @@ def test_clean_samples_have_no_findings(name: str, capsys: pytest.CaptureFixture
 def test_adc_disabled_is_normal_in_mixed_mode_only(tmp_path: Path,
                                                    request: pytest.FixtureRequest,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab("ldif", MIXED, request, tmp_path)
+    lab_ = new_lab("ldif", MIXED, request, tmp_path)
     directory = lab_.open()
     holders = [e for e in directory.search(directory.naming.domain,
                                             "(legacyExchangeDN=ADCDisabledMail)", ("cn",))]
@@ -407,8 +379,7 @@ def test_adc_check_shows_mode_and_agreements(capsys: pytest.CaptureFixture[str])
         directory.naming.configuration, "(objectClass=msExchConnectionAgreement)",
         ("activationStyle", "msExchSynchronizationDirection"))}
     assert len(raw) == 2
-    code, data = run_json(capsys, Lab("ldif", ["--ldif", str(path)], lambda: directory),
-                          "adc", "check")
+    code, data = run_json(capsys, Lab("ldif", SAMPLES, path=path), "adc", "check")
     assert code == 0
     assert data["organisation"] == {"name": "Fabrikam", "legacyExchangeDN": "/o=Fabrikam",
                                     "mixed_mode": True}
@@ -416,7 +387,7 @@ def test_adc_check_shows_mode_and_agreements(capsys: pytest.CaptureFixture[str])
     assert sorted((a["name"], a["activation"]) for a in data["connection_agreements"]) == sorted(
         (name, words[e.text("activationStyle") or ""]) for name, e in raw.items())
     assert all(a["direction"] != "unknown" for a in data["connection_agreements"])
-    code, out, _ = run(capsys, "--ldif", str(path), "adc", "check")
+    code, out, _ = cli(capsys, "--ldif", str(path), "adc", "check")
     assert "organisation: Fabrikam (mixed mode)" in out and "connection agreements: 2" in out
     for name in raw:
         assert f"  {name}: " in out
@@ -427,13 +398,11 @@ def test_split_fix_in_mixed_mode_names_adc_stopped(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """With agreements running the fix says to stop the ADC first and carries
     --adc-stopped (which `exdir move` needs for a same-group move), and it works."""
-    lab_ = make_lab("ldif", MIXED, request, tmp_path)
+    lab_ = new_lab("ldif", MIXED, request, tmp_path)
     directory = lab_.open()
     topology = read_topology(directory)
     by_server = mailboxes_by_server(directory, topology)
-    first = max(topology.servers, key=lambda s: len(by_server.get(s.name, [])))
-    peer = next(s for s in topology.servers if s.admin_group == first.admin_group
-                and s.dn != first.dn)
+    first, peer = busiest_and_peer(topology, by_server)
     victim = by_server[first.name][0]
     write(directory, victim.dn, replace("homeMDB", private_store(topology, peer).dn))
     directory.save()
@@ -443,7 +412,7 @@ def test_split_fix_in_mixed_mode_names_adc_stopped(tmp_path: Path,
     assert fix.startswith("stop the ADC") and "--adc-stopped" in fix
     argv = fix_command(fix)
     assert argv is not None
-    code, _, err = run(capsys, *lab_.args, *argv)
+    code, _, err = lab_.cli(capsys, *argv)
     assert code == 0, err
     code, data = run_json(capsys, lab_, "adc", "check")
     assert (code, data["findings"]) == (0, [])
@@ -468,22 +437,20 @@ SINCE = [pytest.param("ldif", MIXED, id="ldif-mixed"),
 def test_since_report_names_what_changed_back(kind: str, text: str,
                                               request: pytest.FixtureRequest, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab(kind, text, request, tmp_path)
+    lab_ = new_lab(kind, text, request, tmp_path)
     directory = lab_.open()
     topology = read_topology(directory)
     by_server = mailboxes_by_server(directory, topology)
-    first = max(topology.servers, key=lambda s: len(by_server.get(s.name, [])))
-    peer = next(s for s in topology.servers if s.admin_group == first.admin_group
-                and s.dn != first.dn)
+    first, peer = busiest_and_peer(topology, by_server)
     target = private_store(topology, peer)
     reverted_json, untouched, reverted_xml = by_server[first.name][:3]
     directory.close()
     adc_stopped = ["--adc-stopped"] if topology.organization.mixed_mode else []
     json_report, xml_report = tmp_path / "r.json", tmp_path / "r.xml"
     for who, report in (([reverted_json, untouched], json_report), ([reverted_xml], xml_report)):
-        code, _, err = run(capsys, *lab_.args, "move",
-                           *[e.text("mailNickname") or "" for e in who], "--to", target.dn,
-                           *adc_stopped, "--apply", "--report", str(report))
+        code, _, err = lab_.cli(capsys, "move",
+                                *[e.text("mailNickname") or "" for e in who], "--to", target.dn,
+                                *adc_stopped, "--apply", "--report", str(report))
         assert code == 0, err
     for report in (json_report, xml_report):  # nothing changed back yet
         code, data = run_json(capsys, lab_, "adc", "check", "--since-report", str(report))
@@ -507,7 +474,7 @@ def test_since_report_names_what_changed_back(kind: str, text: str,
         assert dnu.key(reverted["details"]["homeMDB"]) == dnu.key(mailbox.text("homeMDB") or "")
         assert "homeMDB changed back to what it was before the move" in reverted["message"]
         assert ("--adc-stopped" in reverted["fix"]) == bool(adc_stopped)
-        code, out, _ = run(capsys, *lab_.args, "adc", "check", "--since-report", str(report))
+        code, out, _ = lab_.cli(capsys, "adc", "check", "--since-report", str(report))
         assert code == 1 and "[move-reverted]" in out and "homeMDB changed back" in out
 
     # the fixes named put the moves back; the reports then find nothing
@@ -518,9 +485,9 @@ def test_since_report_names_what_changed_back(kind: str, text: str,
             argv = fix_command(f["fix"])
             assert argv is not None
             if adc_stopped:  # without the flag the fix names, exdir refuses this move
-                code, _, err = run(capsys, *lab_.args, *[a for a in argv if a != "--adc-stopped"])
+                code, _, err = lab_.cli(capsys, *[a for a in argv if a != "--adc-stopped"])
                 assert code == 1 and "--adc-stopped" in err, err
-            code, _, err = run(capsys, *lab_.args, *argv)
+            code, _, err = lab_.cli(capsys, *argv)
             assert code == 0, err
     for report in (json_report, xml_report):
         code, data = run_json(capsys, lab_, "adc", "check", "--since-report", str(report))
@@ -531,12 +498,12 @@ def test_since_report_refuses_what_is_not_a_move_report(tmp_path: Path,
                                                         request: pytest.FixtureRequest,
                                                         capsys: pytest.CaptureFixture[str]
                                                         ) -> None:
-    lab_ = make_lab("ldif", SAMPLE, request, tmp_path)
+    lab_ = new_lab("ldif", SAMPLE, request, tmp_path)
     # a real exdir report, but of something else than a move
     for ext in ("json", "xml"):
-        code, _, err = run(capsys, *lab_.args, "x500", "add", "jsmith",
-                           "X500:/o=Fabrikam/ou=Old/cn=Recipients/cn=jsmith", "--apply",
-                           "--report", str(tmp_path / f"other.{ext}"))
+        code, _, err = lab_.cli(capsys, "x500", "add", "jsmith",
+                                "X500:/o=Fabrikam/ou=Old/cn=Recipients/cn=jsmith", "--apply",
+                                "--report", str(tmp_path / f"other.{ext}"))
         assert code == 0, err
     (tmp_path / "list.json").write_text("[]\n")
     (tmp_path / "broken.json").write_text('{"mailboxes": [{"identity": "x"}]}\n')
@@ -547,8 +514,8 @@ def test_since_report_refuses_what_is_not_a_move_report(tmp_path: Path,
                            ("garbage.xml", "not a readable report"),
                            ("latin1.json", "cannot read report"),
                            ("missing.json", "cannot read report")):
-        code, out, err = run(capsys, *lab_.args, "adc", "check", "--since-report",
-                             str(tmp_path / name))
+        code, out, err = lab_.cli(capsys, "adc", "check", "--since-report",
+                                  str(tmp_path / name))
         assert_one_line_error(code, out, err, fragment)
 
 
@@ -585,7 +552,7 @@ def test_constant_number_of_reads(kind: str, request: pytest.FixtureRequest, tmp
     counter = CallCounter(monkeypatch)
     for size in (10, 1000):
         (tmp_path / str(size)).mkdir()
-        lab_ = make_lab(kind, "".join(lab.generate(size)), request, tmp_path / str(size))
+        lab_ = new_lab(kind, "".join(lab.generate(size)), request, tmp_path / str(size))
         counter.take()
         counts[size] = {}
         for command in (["adc", "check"], ["legacydn", "audit"]):

@@ -27,15 +27,15 @@ from ldap3.utils.conv import escape_filter_chars
 
 import exdir.move as move_module
 from commands.context import Options
-from commands.main import main
 from exdir import dn as dnu
 from exdir import lab as lab_module
 from exdir.apply import run
-from exdir.directory import Directory, Entry, open_ldif, open_url
+from exdir.directory import Directory, Entry
 from exdir.ldif_in import parse
 from exdir.move import TARGETED_LIMIT, read_identities, read_mailboxes, resolve_mailboxes
 from exdir.plan import Modify, Plan
 from exdir.topology import read_topology
+from tests.labs import ALL_BACKENDS, LDIF_SLAPD, Lab, clear_env, new_lab
 from tests.plans import Faulty, Snapshot, differences, simulate, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,48 +49,9 @@ HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
 # What Active Directory itself rewrites on every write: not the data's.
 AD_BOOKKEEPING = frozenset({"whenchanged", "usnchanged", "replpropertymetadata",
                             "dscorepropagationdata"})
-ENV = ("EXDIR_LDIF", "EXDIR_URL", "EXDIR_BIND_DN", "EXDIR_PASSWORD")
-
-TWO = ["ldif", pytest.param("slapd", marks=pytest.mark.slapd)]
-THREE = [*TWO, pytest.param("samba", marks=pytest.mark.samba)]
 
 
 # --- labs ---------------------------------------------------------------------------------------
-
-@dataclass
-class Lab:
-    """One directory under test: an LDIF file, a slapd or a Samba DC holding some LDIF."""
-
-    kind: str
-    tmp: Path
-    path: Path | None = None
-    url: str = ""
-    bind_dn: str = ""
-    password: str = ""
-    password_file: Path | None = None
-
-    def open(self) -> Directory:
-        if self.path is not None:
-            return open_ldif(str(self.path), warn=lambda m: None)
-        return open_url(self.url, self.bind_dn, self.password)
-
-    def options(self) -> list[str]:
-        if self.path is not None:
-            return ["--ldif", str(self.path)]
-        return ["--url", self.url, "--bind-dn", self.bind_dn,
-                "--password-file", str(self.password_file)]
-
-    def state(self) -> Snapshot:
-        """Every entry as a fresh reader sees it (the file on disk for an LDIF lab)."""
-        with self.open() as d:
-            return data_of(snapshot(d))
-
-    def file_bytes(self) -> bytes | None:
-        return self.path.read_bytes() if self.path is not None else None
-
-    def cli(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-        return cli(capsys, *self.options(), *args)
-
 
 def data_of(state: Snapshot) -> Snapshot:
     """A snapshot without what AD stamps on each write (whenChanged, uSNChanged…)."""
@@ -98,15 +59,20 @@ def data_of(state: Snapshot) -> Snapshot:
             for k, attrs in state.items()}
 
 
+def data_snapshot(directory: Directory) -> Snapshot:
+    """What a lab's state() is here: every entry, without AD's bookkeeping."""
+    return data_of(snapshot(directory))
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch)
 
 
-@pytest.fixture(params=TWO)
+@pytest.fixture(params=LDIF_SLAPD)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The backend kind; apply-level tests widen it with parametrize(..., THREE, indirect)."""
+    """The backend kind; apply-level tests widen it with parametrize(..., ALL_BACKENDS,
+    indirect)."""
     return str(request.param)
 
 
@@ -118,26 +84,10 @@ def make_lab(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
     counter = itertools.count()
 
     def make(text: str = FABRIKAM) -> Lab:
-        n = next(counter)
-        if backend == "ldif":
-            path = tmp_path / f"lab{n}.ldif"
-            path.write_text(text, encoding="utf-8")
-            return Lab("ldif", tmp_path, path=path)
-        if backend == "slapd":
-            server = request.getfixturevalue("slapd_factory")(text)
-            return Lab("slapd", tmp_path, url=server.url, bind_dn=server.bind_dn,
-                       password=server.password, password_file=server.password_file)
-        dc = request.getfixturevalue("samba_factory")(text)
-        return Lab("samba", tmp_path, url=dc.url, bind_dn=dc.bind_dn, password=dc.password,
-                   password_file=dc.password_file)
+        return new_lab(backend, text, request, tmp_path, name=f"lab{next(counter)}.ldif",
+                       reader=data_snapshot)
 
     return make
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line_error(err: str) -> str:
@@ -778,7 +728,7 @@ def test_an_x500_already_held_in_any_case_is_not_added_again(
     assert "proxyaddresses" not in mods_of(change, "add")
 
 
-@pytest.mark.parametrize("backend", THREE, indirect=True)
+@pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 def test_there_and_back_again_keeps_each_x500_once(make_lab: Callable[..., Lab],
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """kberg already holds the Europe value as X500 (an earlier move): moving to Europe and
@@ -831,7 +781,7 @@ def servers_named(directory: Directory, entry: Entry) -> tuple[str, str, str]:
     return mdb, mta, named[0]
 
 
-@pytest.mark.parametrize("backend", THREE, indirect=True)
+@pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 @pytest.mark.parametrize("store", ["Mailbox Store (EX1)", "Mailbox Store (EUR1)"])
 def test_a_split_mailbox_is_reported_and_fixed_by_the_move(
         make_lab: Callable[..., Lab], capsys: pytest.CaptureFixture[str], store: str) -> None:
@@ -930,7 +880,7 @@ def test_without_agreements_a_local_move_is_not_refused(make_lab: Callable[..., 
 
 # === 7. apply, read back, undo, report ==========================================================
 
-@pytest.mark.parametrize("backend", THREE, indirect=True)
+@pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 def test_apply_undo_and_the_move_report(make_lab: Callable[..., Lab],
                                         capsys: pytest.CaptureFixture[str]) -> None:
     lab = make_lab()

@@ -20,27 +20,18 @@ import pytest
 from commands.context import Options
 from exdir import dn as dnu
 from exdir.directory import Directory
-from exdir.errors import DirectoryError
 from exdir.plan import Mod
-from tests.plans import Faulty, differences, fail_at
-from tests.test_move import (THREE, WIRELESS, Lab, backend, clean_env,  # noqa: F401
-                             mailboxes, make_lab, no_undo_files, where)
+from tests.labs import ALL_BACKENDS, Lab
+from tests.plans import Faulty, differences, fail_at, reply_lost_at
+from tests.test_move import (WIRELESS, backend, clean_env, mailboxes, make_lab,  # noqa: F401
+                             no_undo_files, where)
 
-SERVERS = THREE[1:]
+SERVERS = ALL_BACKENDS[1:]
 MOVERS = 20
 TARGET = "Mailbox Store (EUR1)"  # Exchange 5.5 in Europe
 # (mode, k): the first, the second, the middle, the one before last and the last step
 FAULTS = [("refused", 1), ("refused", 2), ("refused", 10), ("refused", 19), ("refused", 20),
           ("reply lost", 1), ("reply lost", 11), ("reply lost", 20)]
-
-
-def reply_lost_at(k: int) -> Callable[[int, str, str], None]:
-    """An after_write hook: the k-th write is made, then the connection "drops"."""
-    def hook(n: int, what: str, dn: str) -> None:
-        if n == k:
-            raise DirectoryError(f"{dn}: connection reset after the {what} was sent", dn=dn,
-                                 result="unavailable")
-    return hook
 
 
 def batch(lab: Lab) -> list[str]:
@@ -73,7 +64,7 @@ def wrap_open(monkeypatch: pytest.MonkeyPatch, **hooks: Callable[[int, str, str]
     return opened
 
 
-@pytest.mark.parametrize("backend", THREE, indirect=True)
+@pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 def test_a_failure_anywhere_in_the_batch_rolls_every_mailbox_back(
         make_lab: Callable[..., Lab], capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +106,7 @@ def test_a_failure_anywhere_in_the_batch_rolls_every_mailbox_back(
         assert changed == {dnu.key(mailboxes(d)[a].dn) for a in aliases}
 
 
-@pytest.mark.parametrize("backend", THREE, indirect=True)
+@pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
 def test_a_mailbox_changed_after_the_dry_run_refuses_the_plan(
         make_lab: Callable[..., Lab], capsys: pytest.CaptureFixture[str]) -> None:
     """The ADC (or an administrator) writes a mailbox's homeMDB after the plan was

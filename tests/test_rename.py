@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import io
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Sequence
 
 import ldif
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.main import main
 from exdir import dn as dnu
 from exdir import lab as labgen
 from exdir import schema
 from exdir.apply import run
 from exdir.checks import blocking, preflight
-from exdir.directory import Directory, Entry, open_ldif, open_url
+from exdir.directory import Directory, Entry, open_ldif
 from exdir.errors import InputError
 from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render
@@ -36,7 +34,8 @@ from exdir.plan import InvalidChange, Mod, Modify, Plan, Rename
 from exdir.rename import (FYDIBOHF23SPDLT, RenameScope, admin_group_scope, org_scope, plan_rename,
                           read_affected)
 from exdir.topology import read_topology
-from tests.plans import OPERATIONAL, Snapshot, differences, snapshot
+from tests.labs import ALL_BACKENDS, Lab, cli, same_state, sample_lab, undo_files
+from tests.plans import OPERATIONAL, Snapshot, snapshot
 from tests.test_fidelity import AD_OWNED, data_state
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,77 +54,19 @@ VALUE_ATTRIBUTES = ("legacyexchangedn", "msexchhomeservername")
 
 # --- the directories under test ------------------------------------------------------------
 
-class Server(Protocol):
-    """What the tests need of tests.servers.slapd.Slapd and tests.servers.samba.SambaDC."""
-
-    url: str
-    bind_dn: str
-    password: str
-
-    @property
-    def password_file(self) -> Path: ...
-
-
-@dataclass
-class Lab:
-    """One directory: an LDIF file, a slapd or a Samba DC loaded with the same sample."""
-
-    kind: str
-    tmp: Path
-    path: Path | None = None
-    server: Server | None = None
-
-    def open(self) -> Directory:
-        if self.path is not None:
-            return open_ldif(str(self.path), warn=lambda m: None)
-        assert self.server is not None
-        return open_url(self.server.url, self.server.bind_dn, self.server.password)
-
-    def options(self) -> list[str]:
-        if self.path is not None:
-            return ["--ldif", str(self.path)]
-        assert self.server is not None
-        return ["--url", self.server.url, "--bind-dn", self.server.bind_dn,
-                "--password-file", str(self.server.password_file)]
-
-    def state(self) -> Snapshot:
-        with self.open() as d:
-            return state(d)
-
-    def file_bytes(self) -> bytes | None:
-        return self.path.read_bytes() if self.path is not None else None
-
-
-def _start(kind: str, request: pytest.FixtureRequest, tmp_path: Path, text: str) -> Lab:
-    if kind == "ldif":
-        path = tmp_path / "lab.ldif"
-        path.write_text(text, encoding="utf-8")
-        return Lab(kind, tmp_path, path=path)
-    if kind == "samba":
-        return Lab(kind, tmp_path, server=request.getfixturevalue("samba_factory")(text))
-    return Lab(kind, tmp_path, server=request.getfixturevalue("slapd_factory")(text))
-
-
-@pytest.fixture(params=["ldif", pytest.param("slapd", marks=pytest.mark.slapd),
-                        pytest.param("samba", marks=pytest.mark.samba)])
+@pytest.fixture(params=ALL_BACKENDS)
 def lab(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ) -> Lab:
-    monkeypatch.chdir(tmp_path)  # a default undo file would land here, never in the repo
-    return _start(request.param, request, tmp_path, SAMPLE.read_text(encoding="utf-8"))
+    return sample_lab(request, tmp_path, monkeypatch, reader=state)
 
 
 @pytest.fixture
 def ldif_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """The sample byte for byte (the tests that need no server compare the file with it)."""
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "lab.ldif"
     path.write_bytes(SAMPLE.read_bytes())
-    return Lab("ldif", tmp_path, path=path)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return Lab("ldif", tmp_path, path=path, reader=state)
 
 
 def _vocabulary() -> frozenset[str]:
@@ -155,14 +96,6 @@ def everything(d: Directory) -> dict[str, Entry]:
             for e in d.search(base, "(objectClass=*)", ("*",)):
                 out.setdefault(dnu.key(e.dn), e)
     return out
-
-
-def same_state(expected: Snapshot, actual: Snapshot) -> None:
-    assert expected == actual, "\n".join(differences(expected, actual))
-
-
-def undo_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*undo*"))
 
 
 # --- the judge: what a rename must leave, computed from the state before -----------------------

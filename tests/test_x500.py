@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from exdir import dn as dnu
 from exdir import x500
 from exdir.errors import InputError
+from tests.labs import LDIF_SLAPD, cli, new_lab
 from tests.plans import differences, snapshot
-from tests.test_health import (SAMPLE, CallCounter, assert_one_line_error, make_lab, run,
-                               run_json)
+from tests.test_health import SAMPLE, CallCounter, assert_one_line_error, run_json
 from tests.test_health import clean_env  # noqa: F401 - autouse: no EXDIR_*, cwd a temp dir
 
 # ../shared/EXCHANGE.md, "IMCEAEX addresses in non-delivery reports"
@@ -53,11 +53,11 @@ def test_worked_example_decodes_and_encodes_back() -> None:
 
 
 def test_worked_example_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "x500", "decode", WORKED)
+    code, out, err = cli(capsys, "x500", "decode", WORKED)
     assert (code, out, err) == (0, WORKED_X500 + "\n", "")
-    code, out, _ = run(capsys, "--json", "x500", "decode", WORKED)
+    code, out, _ = cli(capsys, "--json", "x500", "decode", WORKED)
     assert code == 0 and json.loads(out) == {"address": WORKED, "decoded": WORKED_X500}
-    code, out, err = run(capsys, "x500", "encode", WORKED_X500, "--domain", "mgd.domain.com")
+    code, out, err = cli(capsys, "x500", "encode", WORKED_X500, "--domain", "mgd.domain.com")
     assert (code, out) == (0, WORKED + "\n"), err
 
 
@@ -112,7 +112,7 @@ def test_other_imcea_types() -> None:
 ])
 def test_not_encapsulated_is_one_line_exit_2(address: str, fragment: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "x500", "decode", address)
+    code, out, err = cli(capsys, "x500", "decode", address)
     assert_one_line_error(code, out, err, fragment)
 
 
@@ -124,13 +124,13 @@ def test_not_encapsulated_is_one_line_exit_2(address: str, fragment: str,
 ])
 def test_encode_refusals(args: list[str], fragment: str,
                          capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "x500", "encode", *args)
+    code, out, err = cli(capsys, "x500", "encode", *args)
     assert_one_line_error(code, out, err, fragment)
 
 
 # --- 1b. find: by legacyExchangeDN and by X500 proxy, one search per partition ------------------
 
-FIND_BACKENDS = ["ldif", pytest.param("slapd", marks=pytest.mark.slapd)]
+FIND_BACKENDS = LDIF_SLAPD
 
 
 def spellings(value: str) -> list[str]:
@@ -145,7 +145,7 @@ def spellings(value: str) -> list[str]:
 def test_find_by_value_and_by_proxy(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab(kind, SAMPLE, request, tmp_path)
+    lab_ = new_lab(kind, SAMPLE, request, tmp_path)
     directory = lab_.open()
     people = list(directory.search(directory.naming.domain, "(proxyAddresses=X500:*)",
                                    ("legacyExchangeDN", "proxyAddresses")))
@@ -167,27 +167,27 @@ def test_find_by_value_and_by_proxy(kind: str, request: pytest.FixtureRequest, t
             # one search of each partition, no per-object reads
             assert sorted(calls) == sorted(("search", b) for b in (
                 directory.naming.configuration, directory.naming.domain)), calls
-    code, out, err = run(capsys, *lab_.args, "x500", "find", "X500:" + current)
+    code, out, err = lab_.cli(capsys, "x500", "find", "X500:" + current)
     assert code == 0 and out == f"{person.dn}  (legacyExchangeDN)\n", (out, err)
 
 
 @pytest.mark.parametrize("kind", FIND_BACKENDS)
 def test_find_nothing_exits_1(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab(kind, SAMPLE, request, tmp_path)
+    lab_ = new_lab(kind, SAMPLE, request, tmp_path)
     nobody = "/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=nobody"
-    code, out, err = run(capsys, *lab_.args, "x500", "find", x500.encode(nobody, "fabrikam.com"))
+    code, out, err = lab_.cli(capsys, "x500", "find", x500.encode(nobody, "fabrikam.com"))
     assert code == 1 and out == "" and "no object holds" in err
     code, data = run_json(capsys, lab_, "x500", "find", "X500:" + nobody)
     assert code == 1 and data == {"value": nobody, "objects": []}
     # a prefix of a real value is not that value
-    code, _, _ = run(capsys, *lab_.args, "x500", "find", "/o=Fabrikam/ou=First Administrative Group")
+    code, _, _ = lab_.cli(capsys, "x500", "find", "/o=Fabrikam/ou=First Administrative Group")
     assert code == 0  # the admin group itself holds it
-    code, _, _ = run(capsys, *lab_.args, "x500", "find",
-                     "/o=Fabrikam/ou=First Administrative Group/cn=Recipients")
+    code, _, _ = lab_.cli(capsys, "x500", "find",
+                          "/o=Fabrikam/ou=First Administrative Group/cn=Recipients")
     assert code == 1
     for bad in ("jsmith", "SMTP:john.smith@fabrikam.com", "IMCEAEX-_O=X+ZZ@fabrikam.com"):
-        code, out, err = run(capsys, *lab_.args, "x500", "find", bad)
+        code, out, err = lab_.cli(capsys, "x500", "find", bad)
         assert_one_line_error(code, out, err)
 
 
@@ -195,14 +195,15 @@ def test_find_nothing_exits_1(kind: str, request: pytest.FixtureRequest, tmp_pat
 
 def test_add_plans_applies_and_undoes(request: pytest.FixtureRequest, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab("ldif", SAMPLE, request, tmp_path)
-    path = Path(lab_.args[1])
+    lab_ = new_lab("ldif", SAMPLE, request, tmp_path)
+    path = lab_.path
+    assert path is not None
     original = path.read_bytes()
     before = snapshot(lab_.open())
     old = "/o=Fabrikam/ou=Head Office/cn=Recipients/cn=jsmith"
     ndr = x500.encode(old.upper(), "fabrikam.com")
 
-    code, out, err = run(capsys, *lab_.args, "x500", "add", "jsmith", ndr)
+    code, out, err = lab_.cli(capsys, "x500", "add", "jsmith", ndr)
     assert code == 0, err
     assert ("changetype: modify\nadd: proxyAddresses\nproxyAddresses: X500:" + old.upper()
             in out.replace("\n ", ""))
@@ -210,8 +211,8 @@ def test_add_plans_applies_and_undoes(request: pytest.FixtureRequest, tmp_path: 
     assert path.read_bytes() == original  # a dry run writes nothing
 
     undo = tmp_path / "undo.ldif"
-    code, _, err = run(capsys, *lab_.args, "x500", "add", "jsmith", ndr, "--apply",
-                       "--undo-file", str(undo))
+    code, _, err = lab_.cli(capsys, "x500", "add", "jsmith", ndr, "--apply",
+                            "--undo-file", str(undo))
     assert code == 0, err
     after = snapshot(lab_.open())
     assert differences(before, after) != []
@@ -221,11 +222,11 @@ def test_add_plans_applies_and_undoes(request: pytest.FixtureRequest, tmp_path: 
     assert code == 0 and data["objects"][0]["matched"] == "X500 proxy"
 
     # already there, in any case: said so, nothing planned
-    code, out, err = run(capsys, *lab_.args, "x500", "add", "jsmith", "x500:" + old.lower())
+    code, out, err = lab_.cli(capsys, "x500", "add", "jsmith", "x500:" + old.lower())
     assert code == 0 and "already" in err and "changetype" not in out
 
-    code, _, err = run(capsys, *lab_.args, "apply", str(undo), "--apply",
-                       "--undo-file", str(tmp_path / "undo2.ldif"))
+    code, _, err = lab_.cli(capsys, "apply", str(undo), "--apply",
+                            "--undo-file", str(tmp_path / "undo2.ldif"))
     assert code == 0, err
     assert differences(before, snapshot(lab_.open())) == []
 
@@ -234,7 +235,7 @@ def test_add_plans_applies_and_undoes(request: pytest.FixtureRequest, tmp_path: 
 def test_add_refuses_another_objects_value(kind: str, request: pytest.FixtureRequest,
                                            tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab(kind, SAMPLE, request, tmp_path)
+    lab_ = new_lab(kind, SAMPLE, request, tmp_path)
     directory = lab_.open()
     before = snapshot(directory)
     kim = next(directory.search(directory.naming.domain, "(mailNickname=kakers)",
@@ -242,10 +243,10 @@ def test_add_refuses_another_objects_value(kind: str, request: pytest.FixtureReq
     taken = kim.text("legacyExchangeDN") or ""
     directory.close()
     for spelling in ("X500:" + taken.upper(), x500.encode(taken, "fabrikam.com")):
-        code, out, err = run(capsys, *lab_.args, "x500", "add", "jsmith", spelling, "--apply",
-                             "--undo-file", str(tmp_path / "undo.ldif"))
+        code, out, err = lab_.cli(capsys, "x500", "add", "jsmith", spelling, "--apply",
+                                  "--undo-file", str(tmp_path / "undo.ldif"))
         assert_one_line_error(code, out, err, "belongs to", kim.dn)
-    code, out, err = run(capsys, *lab_.args, "x500", "add", "jsmith", "not-a-value")
+    code, out, err = lab_.cli(capsys, "x500", "add", "jsmith", "not-a-value")
     assert_one_line_error(code, out, err)
     directory = lab_.open()
     assert differences(before, snapshot(directory)) == []
@@ -254,25 +255,25 @@ def test_add_refuses_another_objects_value(kind: str, request: pytest.FixtureReq
 
 def test_remove_plans_applies_and_undoes(request: pytest.FixtureRequest, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    lab_ = make_lab("ldif", SAMPLE, request, tmp_path)
+    lab_ = new_lab("ldif", SAMPLE, request, tmp_path)
     directory = lab_.open()
     before = snapshot(directory)
     person = sorted(directory.search(directory.naming.domain, "(proxyAddresses=X500:*)",
                                      ("proxyAddresses", "mailNickname")), key=lambda e: e.dn)[0]
     proxy = next(p for p in person.texts("proxyAddresses") if p.upper().startswith("X500:"))
     nick = person.text("mailNickname") or ""
-    code, out, err = run(capsys, *lab_.args, "x500", "remove", nick, proxy.upper())
+    code, out, err = lab_.cli(capsys, "x500", "remove", nick, proxy.upper())
     assert code == 0, err
     assert f"delete: proxyAddresses\nproxyAddresses: {proxy}\n" in out.replace("\n ", "")
     undo = tmp_path / "undo.ldif"
-    code, _, err = run(capsys, *lab_.args, "x500", "remove", nick, proxy.lower(), "--apply",
-                       "--undo-file", str(undo))
+    code, _, err = lab_.cli(capsys, "x500", "remove", nick, proxy.lower(), "--apply",
+                            "--undo-file", str(undo))
     assert code == 0, err
-    code, _, _ = run(capsys, *lab_.args, "x500", "find", proxy)
+    code, _, _ = lab_.cli(capsys, "x500", "find", proxy)
     assert code == 1
-    code, out, err = run(capsys, *lab_.args, "x500", "remove", nick, proxy)
+    code, out, err = lab_.cli(capsys, "x500", "remove", nick, proxy)
     assert code == 0 and "holds no proxy" in err and "changetype" not in out
-    code, _, err = run(capsys, *lab_.args, "apply", str(undo), "--apply",
-                       "--undo-file", str(tmp_path / "undo2.ldif"))
+    code, _, err = lab_.cli(capsys, "apply", str(undo), "--apply",
+                            "--undo-file", str(tmp_path / "undo2.ldif"))
     assert code == 0, err
     assert differences(before, snapshot(lab_.open())) == []
