@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Literal, Mapping
+from typing import IO, Callable, Literal, Mapping
 
 from . import dn as dnu
 from . import schema
@@ -337,7 +337,10 @@ def _landed(directory: Directory, change: Change) -> bool:
 def _write_file(path: str, text: str) -> None:
     """The undo file, on disk before the first directory write; atomically, so a run
     killed while writing it leaves no undo file rather than half of one."""
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    def write(fh: IO[bytes]) -> None:
+        fh.write(text.encode("utf-8"))
+
+    atomic_write(path, write)
 
 
 class Journal:

@@ -632,8 +632,11 @@ def _locate(path: str) -> InputError | None:
             text = fh.read()
     except OSError:
         return None
-    return line_error(text, path, check_dn=lambda value: None if value.startswith("@")
-                      else dnu.split(value) and None)
+    def check_dn(value: str) -> None:
+        if not value.startswith("@"):
+            dnu.split(value)  # InputError when malformed
+
+    return line_error(text, path, check_dn=check_dn)
 
 
 def _domain_root(keys: Iterable[str]) -> str:

@@ -9,7 +9,7 @@ strings ignoring case), substrings with escapes honoured.
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ldap3.core.exceptions import LDAPException
 from ldap3.operation.search import (AND, MATCH_APPROX, MATCH_EQUAL, MATCH_EXTENSIBLE,
@@ -81,12 +81,12 @@ def compile_filter(text: str, ldap_schema: SchemaInfo | None = None) -> Matcher:
     return build(root)
 
 
-def _substring_pattern(assertion: Mapping[str, object], exact: bool) -> re.Pattern[str]:
-    def piece(raw: object) -> str:
-        return re.escape(_unescape(raw).decode("utf-8", "replace"))  # type: ignore[arg-type]
+def _substring_pattern(assertion: Mapping[str, Any], exact: bool) -> re.Pattern[str]:
+    def piece(raw: bytes) -> str:
+        return re.escape(_unescape(raw).decode("utf-8", "replace"))
 
     parts = [piece(assertion["initial"]) if assertion.get("initial") else ""]
-    for middle in assertion.get("any") or ():  # type: ignore[union-attr]
+    for middle in assertion.get("any") or ():
         parts.append(piece(middle))
     parts.append(piece(assertion["final"]) if assertion.get("final") else "")
     flags = re.DOTALL | (0 if exact else re.IGNORECASE)
