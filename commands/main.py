@@ -20,7 +20,7 @@ from . import rename as rename_cmd
 from . import schema as schema_cmd
 from . import topology as topology_cmd
 from . import x500 as x500_cmd
-from .context import Options, fail
+from .context import Options
 
 app = typer.Typer(
     name="exdir",

@@ -4,13 +4,9 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from ldap3.utils.conv import escape_filter_chars
 
-from exdir import dn as dnu
 from exdir import x500
-from exdir.errors import InputError
 from exdir.legacydn import check_value, same
-from exdir.plan import Mod, Modify, Plan
 from exdir.rename import find_object
 from exdir.report import check_report_path
 
@@ -59,20 +55,6 @@ def encode_cmd(ctx: typer.Context, value: str = typer.Argument(..., metavar="VAL
         print(encoded)
 
 
-def _owners(directory, value: str):  # type: ignore[no-untyped-def]
-    flt = (f"(|(legacyExchangeDN={escape_filter_chars(value)})"
-           f"(proxyAddresses=X500:{escape_filter_chars(value)}))")
-    config = directory.naming.configuration
-    out = []
-    for base in [b for b in (config, directory.naming.domain) if b]:
-        for e in directory.search(base, flt, ("legacyExchangeDN", "proxyAddresses",
-                                              "mailNickname", "objectClass")):
-            if base != config and config and dnu.is_within(e.dn, config):
-                continue
-            out.append(e)
-    return out
-
-
 @app.command("find")
 def find_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADDRESS")) -> None:
     """The object whose legacyExchangeDN or X500 proxy is ADDRESS (IMCEAEX, X500:… or a
@@ -84,7 +66,7 @@ def find_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADD
     try:
         value = x500.legacy_value(address)
         with opts.open() as directory:
-            found = _owners(directory, value)
+            found = x500.holders(directory, value)
     except Exception as exc:  # noqa: BLE001
         fail(opts, exc)
         return
@@ -121,18 +103,9 @@ def add_cmd(
         legacy = check_value(x500.legacy_value(value))
         with opts.open() as directory:
             entry = find_object(directory, obj)
-            for other in _owners(directory, legacy):
-                if dnu.key(other.dn) == dnu.key(entry.dn):
-                    continue
-                raise InputError(f"{legacy!r} belongs to {other.dn}: an X500 proxy equal to "
-                                 "another object's value misdelivers its mail")
-            proxy = f"X500:{legacy}"
-            if any(same(p, proxy) for p in entry.texts("proxyAddresses")):
-                plan = Plan(())
-                opts.warn(f"{entry.dn} holds {proxy!r} already")
-            else:
-                plan = Plan((Modify(entry.dn, (Mod("add", "proxyAddresses", (proxy,)),),
-                                    f"add the X500 proxy {proxy}"),))
+            plan = x500.plan_add(entry, legacy, x500.holders(directory, legacy))
+            if not plan:
+                opts.warn(f"{entry.dn} holds 'X500:{legacy}' already")
             execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
                     report=report)
     except typer.Exit:
@@ -160,13 +133,8 @@ def remove_cmd(
         legacy = x500.legacy_value(value)
         with opts.open() as directory:
             entry = find_object(directory, obj)
-            held = [p for p in entry.texts("proxyAddresses") if same(p, f"X500:{legacy}")]
-            if held:
-                # the values as stored (their case), so the delete matches on every backend
-                plan = Plan((Modify(entry.dn, (Mod("delete", "proxyAddresses", tuple(held)),),
-                                    f"remove the X500 proxy {held[0]}"),))
-            else:
-                plan = Plan(())
+            plan = x500.plan_remove(entry, legacy)
+            if not plan:
                 opts.warn(f"{entry.dn} holds no proxy X500:{legacy}")
             execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
                     report=report)

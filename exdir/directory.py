@@ -208,6 +208,21 @@ class Directory:
     def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
         raise NotImplementedError
 
+    def search_partitions(self, filter: str, attributes: Sequence[str] = ("*",), *,
+                          domain_only: bool = False) -> Iterator[Entry]:
+        """One paged search per partition (configuration, then domain), each entry once.
+
+        On slapd and in an LDIF file the configuration NC lies inside the domain's
+        tree; on AD it does not: entries of the configuration partition found from the
+        domain are skipped either way."""
+        config = self.naming.configuration
+        if not domain_only and config:
+            yield from self.search(config, filter, attributes)
+        if self.naming.domain:
+            for entry in self.search(self.naming.domain, filter, attributes):
+                if not (config and dnu.is_within(entry.dn, config)):
+                    yield entry
+
     def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
                   ) -> dict[str, Entry]:
         """Entries by dn.key(); DNs that do not exist are absent from the result."""

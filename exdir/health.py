@@ -63,14 +63,7 @@ def _move_fix(topology: Topology, who: str, target: str) -> str:
 def read_recipients(directory: Directory) -> list[Entry]:
     """Every object holding a legacyExchangeDN or a home attribute: one search per partition."""
     flt = "(|(legacyExchangeDN=*)(homeMDB=*)(homeMTA=*)(msExchHomeServerName=*))"
-    config = directory.naming.configuration
-    out: list[Entry] = []
-    for base in [b for b in (config, directory.naming.domain) if b]:
-        for entry in directory.search(base, flt, _READ):
-            if base != config and config and dnu.is_within(entry.dn, config):
-                continue
-            out.append(entry)
-    return out
+    return list(directory.search_partitions(flt, _READ))
 
 
 def _store_label(topology: Topology, store: Store) -> str:

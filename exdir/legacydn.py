@@ -17,7 +17,6 @@ from typing import Iterator
 
 from ldap3.utils.conv import escape_filter_chars
 
-from . import dn as dnu
 from .directory import Directory
 from .errors import InputError
 
@@ -185,13 +184,8 @@ def list_values(directory: Directory, prefix: str | None = None) -> Iterator[Leg
     flt = "(legacyExchangeDN=*)"
     if prefix:
         flt = f"(legacyExchangeDN={escape_filter_chars(prefix)}*)"
-    config = directory.naming.configuration
-    bases = [b for b in (config, directory.naming.domain) if b]
-    for base in bases:
-        for entry in directory.search(base, flt, ("objectClass", "legacyExchangeDN")):
-            if base != config and config and dnu.is_within(entry.dn, config):
-                continue  # already listed from the configuration partition
-            value = entry.text("legacyExchangeDN") or ""
-            if prefix and not has_prefix(value, prefix):
-                continue
-            yield LegacyValue(entry.dn, _most_specific_class(entry.texts("objectClass")), value)
+    for entry in directory.search_partitions(flt, ("objectClass", "legacyExchangeDN")):
+        value = entry.text("legacyExchangeDN") or ""
+        if prefix and not has_prefix(value, prefix):
+            continue
+        yield LegacyValue(entry.dn, _most_specific_class(entry.texts("objectClass")), value)

@@ -184,17 +184,14 @@ def read_mailboxes(directory: Directory, identities: Sequence[str]) -> list[Entr
         dns = [i for i in identities if _kind(i) == "dn" and not _bad_dn(i)]
         found: list[Entry] = []
         if terms:
-            found += _search_domain(directory, "(|" + "".join(terms) + ")")
+            found += list(directory.search_partitions("(|" + "".join(terms) + ")", _READ,
+                                                   domain_only=True))
         if dns:
             found += list(directory.read_many(dns, _READ).values())
         return found
-    return _search_domain(directory, "(|(mailNickname=*)(proxyAddresses=*)(homeMDB=*))")
+    return list(directory.search_partitions("(|(mailNickname=*)(proxyAddresses=*)(homeMDB=*))",
+                                            _READ, domain_only=True))
 
-
-def _search_domain(directory: Directory, flt: str) -> list[Entry]:
-    config = directory.naming.configuration
-    return [e for e in directory.search(directory.naming.domain, flt, _READ)
-            if not (config and dnu.is_within(e.dn, config))]
 
 
 @dataclass

@@ -108,19 +108,8 @@ def read_affected(directory: Directory, scope: RenameScope, *, references: bool
     if references:
         terms += [f"({a}=*)" for a in REFERENCE_ATTRIBUTES]
     flt = "(|" + "".join(terms) + ")"
-    return _search_partitions(directory, flt, _READ)
+    return list(directory.search_partitions(flt, _READ))
 
-
-def _search_partitions(directory: Directory, flt: str, attributes: Sequence[str]
-                       ) -> list[Entry]:
-    config = directory.naming.configuration
-    out: list[Entry] = []
-    for base in [b for b in (config, directory.naming.domain) if b]:
-        for entry in directory.search(base, flt, attributes):
-            if base != config and config and dnu.is_within(entry.dn, config):
-                continue  # listed already from the configuration partition
-            out.append(entry)
-    return out
 
 
 def _is_recipient(entry: Entry, naming: NamingContexts) -> bool:
@@ -264,7 +253,7 @@ def find_object(directory: Directory, ident: str) -> Entry:
         return entry
     else:
         flt = f"(mailNickname={escape_filter_chars(ident)})"
-    found = _search_partitions(directory, flt, _READ)
+    found = list(directory.search_partitions(flt, _READ))
     if not found:
         raise InputError(f"unknown object {ident!r}: no object has that "
                          + ("legacyExchangeDN" if ident.startswith("/") else "mailNickname"))
@@ -280,7 +269,7 @@ def read_value_context(directory: Directory, entry: Entry, new_value: str) -> li
     terms = [f"(legacyExchangeDN={escape_filter_chars(new_value)})"]
     if old:
         terms.append(f"(msExchHomeServerName={escape_filter_chars(old)})")
-    return _search_partitions(directory, "(|" + "".join(terms) + ")", _READ)
+    return list(directory.search_partitions("(|" + "".join(terms) + ")", _READ))
 
 
 def plan_set(entry: Entry, new_value: str, context: Sequence[Entry], naming: NamingContexts, *,

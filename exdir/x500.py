@@ -8,8 +8,13 @@ administrator adds back as a proxy (`X500:/o=…`).  Encoding: letters, digits,
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .directory import Directory, Entry
+    from .plan import Plan
 
 # the IMCEA marker in any case: some gateways and NDR renderings lower-case it
 _ENCAPSULATED = re.compile(r"^(?i:IMCEA)([A-Za-z0-9]+)-(.+)$", re.DOTALL)
@@ -101,3 +106,48 @@ def legacy_value(address: str) -> str:
     if text.startswith("/"):
         return text
     raise InputError(f"{address!r} is neither IMCEAEX-…, X500:… nor a legacyExchangeDN")
+
+
+# --- who holds a value, and X500 proxy plans -----------------------------------------------
+
+def holders(directory: "Directory", value: str) -> list["Entry"]:
+    """Objects whose legacyExchangeDN or X500 proxy is value (case-insensitive): one
+    search per partition."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    esc = escape_filter_chars(value)
+    return list(directory.search_partitions(
+        f"(|(legacyExchangeDN={esc})(proxyAddresses=X500:{esc}))",
+        ("legacyExchangeDN", "proxyAddresses", "mailNickname", "objectClass")))
+
+
+def plan_add(entry: "Entry", legacy: str, others: Sequence["Entry"]) -> "Plan":
+    """Add `X500:legacy` to entry; refused (InputError) when another object holds that
+    value as its legacyExchangeDN or proxy.  An empty plan when it is there already."""
+    from . import dn as dnu
+    from .legacydn import check_value, same
+    from .plan import Mod, Modify, Plan
+
+    check_value(legacy)
+    for other in others:
+        if dnu.key(other.dn) != dnu.key(entry.dn):
+            raise InputError(f"{legacy!r} belongs to {other.dn}: an X500 proxy equal to "
+                             "another object's value misdelivers its mail")
+    proxy = f"X500:{legacy}"
+    if any(same(p, proxy) for p in entry.texts("proxyAddresses")):
+        return Plan(())
+    return Plan((Modify(entry.dn, (Mod("add", "proxyAddresses", (proxy,)),),
+                        f"add the X500 proxy {proxy}"),))
+
+
+def plan_remove(entry: "Entry", legacy: str) -> "Plan":
+    """Remove `X500:legacy` from entry, as stored (its case), so the delete matches on
+    every backend.  An empty plan when the entry does not hold it."""
+    from .legacydn import same
+    from .plan import Mod, Modify, Plan
+
+    held = tuple(p for p in entry.texts("proxyAddresses") if same(p, f"X500:{legacy}"))
+    if not held:
+        return Plan(())
+    return Plan((Modify(entry.dn, (Mod("delete", "proxyAddresses", held),),
+                        f"remove the X500 proxy {held[0]}"),))
