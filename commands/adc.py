@@ -28,6 +28,7 @@ def adc_check(
     servers), home attributes naming nothing, mixed mode and the connection
     agreements, and moves an agreement wrote over. Exit 1 if any finding.
 
+    \b
     Example: exdir --ldif samples/fabrikam-mixed.ldif adc check --since-report move.json
     """
     opts = options(ctx)

@@ -8,11 +8,13 @@ import typer
 
 from exdir.apply import ApplyResult, run
 from exdir.directory import Directory
+from exdir.gates import Safety, evaluate
 from exdir.move import MoveRecord
 from exdir.plan import Plan
 from exdir.ldif_in import read_plan
 from exdir.ldif_out import render
-from exdir.report import check_report_path, write_report
+from exdir.report import ReportNotWritten, check_report_path, write_report
+from exdir.text import printable
 
 from .context import Options, fail, options
 
@@ -35,31 +37,55 @@ def progress_printer(opts: Options):  # type: ignore[no-untyped-def]
 
 def finish(opts: Options, result: ApplyResult, report: str | None,
            moves: Sequence[MoveRecord] | None = None) -> None:
-    """Messages on stderr, the report file, the exit code of the contract."""
+    """Messages on stderr, the report file, the exit code of the contract.
+
+    A report that cannot be written comes after a run that may have written: its
+    line still says what the run did and names the undo file, and the exit code is
+    the run's own (or 2, for the report, where the run succeeded)."""
+    missing: ReportNotWritten | None = None
     if report:
-        write_report(report, result, moves)
+        try:
+            write_report(report, result, moves)
+        except ReportNotWritten as exc:
+            missing = exc
     for refusal in result.refusals:
         opts.warn(refusal)
-    if result.message:
-        print(f"exdir: {result.message}", file=sys.stderr)
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+    message = result.message
+    if missing is not None:
+        message = f"{missing.message}; {message}" if message else missing.message
+    if message:
+        print(f"exdir: {printable(message)}", file=sys.stderr)
+    code = result.exit_code or (missing.exit_code if missing is not None else 0)
+    if code:
+        raise typer.Exit(code)
+
+
+def blocked_note(gates) -> None:  # type: ignore[no-untyped-def]
+    """What a dry run says about the safety gates its plan fails: always, even with -q,
+    because it is the one thing the reader of the plan must know before --apply."""
+    for gate in gates:
+        print(f"exdir: this plan cannot be applied here: {gate.message}", file=sys.stderr)
 
 
 def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
             undo_file: str | None, report: str | None,
-            moves: Sequence[MoveRecord] | None = None) -> None:
+            moves: Sequence[MoveRecord] | None = None, safety: Safety = Safety()) -> None:
     """What every write command ends with: the plan as LDIF (dry run), or the apply.
 
-    The LDIF printed is the plan applied: one Plan object, one renderer."""
+    The LDIF printed is the plan applied: one Plan object, one renderer.  The safety
+    gates are the library's (exdir.gates), met by run() whatever made the plan."""
     if not do_apply:
         sys.stdout.write(render(plan))
         opts.warn(f"{len(plan)} change(s) planned; nothing written (add --apply to apply)")
         if report:
-            write_report(report, run(directory, plan, apply=False), moves)
+            dry = run(directory, plan, apply=False, safety=safety)
+            blocked_note(dry.blocked)
+            write_report(report, dry, moves)
+        else:
+            blocked_note(evaluate(directory, plan, safety))
         return
     result = run(directory, plan, apply=True, undo_file=undo_file,
-                 progress=progress_printer(opts))
+                 progress=progress_printer(opts), safety=safety)
     finish(opts, result, report, moves)
 
 
@@ -73,11 +99,17 @@ def apply_cmd(
         help="Where to write the undo file (default exdir-undo-<UTC time>.ldif here)."),
     report: Optional[str] = typer.Option(None, "--report", metavar="PATH",
                                          help="Write what happened to PATH (.json or .xml)."),
+    lab: bool = typer.Option(False, "--lab",
+                             help="This is a lab: a plan that renames the organisation or an "
+                                  "administrative group may apply (one DC only)."),
+    adc_stopped: bool = typer.Option(False, "--adc-stopped",
+                                     help="The ADC is stopped: allow moves it could undo."),
 ) -> None:
     """Show (default) or apply a reviewed plan file exactly: an earlier dry run
     or an undo file. Every step is checked against the directory first; a step
     already done is skipped, so an interrupted run can be run again.
 
+    \b
     Example: exdir --ldif lab.ldif apply exdir-undo-20261127T101500Z.ldif --apply
     """
     opts = options(ctx)
@@ -89,15 +121,18 @@ def apply_cmd(
                 opts.open()  # says which option is missing
             sys.stdout.write(render(plan))
             return
-        with opts.open() as directory:
+        with opts.open(write=do_apply) as directory:
             result = run(directory, plan, apply=do_apply, undo_file=undo_file,
-                         progress=progress_printer(opts))
+                         progress=progress_printer(opts),
+                         safety=Safety(lab=lab, adc_stopped=adc_stopped))
         if not do_apply:
             sys.stdout.write(render(result.plan or plan))
             counts = result.counts
             opts.warn(f"{len(result.steps)} step(s): {counts.get('pending', 0)} to do, "
                       f"{counts.get('done', 0)} already done, {counts.get('conflict', 0)} "
-                      "conflicting" + ("" if result.refusals else "; add --apply to apply"))
+                      "conflicting" + ("" if result.refusals or result.blocked
+                                       else "; add --apply to apply"))
+            blocked_note(result.blocked)
         finish(opts, result, report)
     except typer.Exit:
         raise

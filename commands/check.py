@@ -6,6 +6,7 @@ import dataclasses
 import typer
 
 from exdir.checks import preflight
+from exdir.text import printable
 from exdir.topology import read_topology
 
 from .context import fail, options, print_json
@@ -15,6 +16,7 @@ def check(ctx: typer.Context) -> None:
     """Count domain controllers, spot ADC agreements and mixed mode, and say which
     operations each finding blocks. Exit 1 while anything blocks.
 
+    \b
     Example: exdir --url ldaps://dc1.fabrikam.com --bind-dn ADMIN_DN --password-file pw check
     """
     opts = options(ctx)
@@ -32,13 +34,13 @@ def check(ctx: typer.Context) -> None:
                     "domain_controllers": [dataclasses.asdict(d) for d in dcs],
                     "findings": [dataclasses.asdict(f) for f in findings]})
     else:
-        print(f"{where}: {len(dcs)} domain controller(s)"
-              + (": " + ", ".join(d.name + (" (read-only)" if d.read_only else "")
-                                  for d in dcs) if dcs else ""))
+        print(printable(f"{where}: {len(dcs)} domain controller(s)"
+                        + (": " + ", ".join(d.name + (" (read-only)" if d.read_only else "")
+                                            for d in dcs) if dcs else "")))
         if not findings:
             print("no findings: nothing blocks a rename or a move")
         for f in findings:
             label = "BLOCKS " + ", ".join(f.blocks) if f.severity == "blocks" else "warning"
-            print(f"[{label}] {f.message}")
+            print(f"[{label}] {printable(f.message)}")
     if any(f.severity == "blocks" for f in findings):
         raise typer.Exit(1)

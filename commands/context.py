@@ -12,6 +12,7 @@ import typer
 
 from exdir.directory import Directory, open_ldif, open_url, read_password
 from exdir.errors import ExdirError, InputError
+from exdir.text import printable, printable_json
 
 
 FREEZE_AFTER_LOAD = False  # set by the console script (commands.main.run), not in tests
@@ -30,18 +31,24 @@ class Options:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    wait_lock: float = 5.0
 
     def warn(self, message: str) -> None:
         """A message for the user on stderr (silenced by -q)."""
         if not self.quiet:
-            print(f"exdir: {message}", file=sys.stderr)
+            print(f"exdir: {printable(message)}", file=sys.stderr)
 
-    def open(self) -> Directory:
-        """The directory the options name: an LDIF file, or a server URL."""
+    def open(self, write: bool = False) -> Directory:
+        """The directory the options name: an LDIF file, or a server URL.
+
+        An LDIF file is locked until the directory is closed: shared for a command
+        that only reads (or plans), exclusive when it will write (write=True, a
+        command's --apply), so two runs never interleave their read-plan-write."""
         if self.ldif and self.url:
             raise InputError("give --ldif or --url, not both")
         if self.ldif:
-            directory = open_ldif(self.ldif, warn=self.warn)
+            directory = open_ldif(self.ldif, warn=self.warn, lock=write,
+                                  wait_lock=self.wait_lock)
             if FREEZE_AFTER_LOAD:
                 # the loaded directory lives until the process ends: keep the garbage
                 # collector from walking it again and again while planning
@@ -69,24 +76,29 @@ def fail(opts: Options | None, exc: BaseException) -> None:
     if opts is not None and opts.debug:
         raise exc
     if isinstance(exc, ExdirError):
-        print(f"exdir: {exc.message}", file=sys.stderr)
+        print(f"exdir: {printable(exc.message)}", file=sys.stderr)
         raise typer.Exit(exc.exit_code)
-    print(f"exdir: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-          file=sys.stderr)
+    print(f"exdir: internal error: {type(exc).__name__}: {printable(str(exc))} "
+          "(run with --debug for details)", file=sys.stderr)
     raise typer.Exit(70)
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    """JSON on stdout: non-ASCII as is where stdout is UTF-8, as \\u escapes otherwise
+    (valid JSON either way); DEL, C1 and other controls always escaped (printable_json)."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "")
+    text = json.dumps(data, indent=2, ensure_ascii=not encoding.startswith("utf"), default=str)
+    sys.stdout.write(printable_json(text) + "\n")
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
                 title: str | None = None) -> None:
-    """A plain aligned text table on stdout (scripts use --json instead)."""
-    text_rows = [["" if c is None else str(c) for c in row] for row in rows]
+    """A plain aligned text table on stdout (scripts use --json instead); directory
+    values shown with control characters escaped, so a hostile value cannot drive the
+    terminal or break the columns."""
+    text_rows = [["" if c is None else printable(str(c)) for c in row] for row in rows]
     if title:
-        print(title)
+        print(printable(title))
     if not text_rows:
         print("  (none)")
         return

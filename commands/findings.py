@@ -7,6 +7,7 @@ from typing import Sequence
 import typer
 
 from exdir.health import Finding
+from exdir.text import printable
 
 from .context import Options, print_json
 
@@ -26,13 +27,13 @@ def report(opts: Options, findings: Sequence[Finding], context: dict[str, object
             if isinstance(value, list):
                 print(f"{key}: {len(value)}")
                 for item in value:
-                    print(f"  {item}")
+                    print(f"  {printable(str(item))}")
             else:
-                print(f"{key}: {value}")
+                print(f"{key}: {printable(str(value))}")
         print(f"{title}: {len(findings)} finding(s)")
-        for f in findings:
-            print(f"- [{f.code}] {f.message}")
-            print(f"    means: {f.meaning}")
-            print(f"    fix:   {f.fix}")
+        for f in findings:  # they quote directory values: escaped
+            print(f"- [{f.code}] {printable(f.message)}")
+            print(f"    means: {printable(f.meaning)}")
+            print(f"    fix:   {printable(f.fix)}")
     if findings:
         raise typer.Exit(1)

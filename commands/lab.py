@@ -26,6 +26,7 @@ def generate(
     """Write a synthetic Exchange organisation as LDIF: servers of every version,
     stores, MTAs, DCs and mailboxes spread over them.
 
+    \b
     Example: exdir lab generate --mailboxes 10000 --admin-groups 3 -o lab.ldif
     """
     opts = options(ctx)
@@ -34,14 +35,12 @@ def generate(
 
         if not org.strip():
             raise InputError("--org must not be empty")
-        chunks = lab.generate(mailboxes=mailboxes, org=org, admin_groups=admin_groups, dcs=dcs,
-                              adc=adc, seed=seed)
-        if output:
-            with open(output, "w", encoding="utf-8", newline="\n") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
+        if output:  # a new file only, linked into place when complete
+            lab.write(output, mailboxes=mailboxes, org=org, admin_groups=admin_groups, dcs=dcs,
+                      adc=adc, seed=seed)
         else:
-            for chunk in chunks:
+            for chunk in lab.generate(mailboxes=mailboxes, org=org, admin_groups=admin_groups,
+                                      dcs=dcs, adc=adc, seed=seed):
                 sys.stdout.write(chunk)
     except OSError as exc:
         fail(opts, InputError(f"cannot write {output}: {exc.strerror}"))

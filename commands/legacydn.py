@@ -28,6 +28,7 @@ def list_cmd(
 ) -> None:
     """List every object with a legacyExchangeDN: DN, class, value.
 
+    \b
     Example: exdir --ldif samples/fabrikam.ldif legacydn list --prefix "/o=Fabrikam/ou=Europe"
     """
     opts = options(ctx)
@@ -57,13 +58,14 @@ def set_cmd(
     """Change one object's legacyExchangeDN; a recipient keeps its old value as X500,
     a server's mailboxes get the new value in msExchHomeServerName.
 
+    \b
     Example: exdir --ldif lab.ldif legacydn set jsmith "/o=Fabrikam/ou=Europe/cn=Recipients/cn=jsmith" --apply
     """
     opts = options(ctx)
     try:
         check_report_path(report)
         check_value(new_value)
-        with opts.open() as directory:
+        with opts.open(write=do_apply) as directory:
             entry = find_object(directory, obj)
             context = read_value_context(directory, entry, new_value)
             plan = plan_set(entry, new_value, context, directory.naming, keep_x500=keep_x500)
@@ -82,6 +84,7 @@ def audit_cmd(ctx: typer.Context) -> None:
     X500 proxies equal to another object's value, home attributes naming nothing.
     Exit 1 if any.
 
+    \b
     Example: exdir --ldif samples/fabrikam.ldif legacydn audit
     """
     opts = options(ctx)

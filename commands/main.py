@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Optional
 
 import typer
 
-from exdir.errors import ExdirError
+from exdir.errors import ExdirError, Interrupted
+from exdir.text import printable
 
 from . import adc as adc_cmd
 from . import apply as apply_cmd
@@ -25,7 +28,7 @@ from .context import Options
 app = typer.Typer(
     name="exdir",
     help="Keep the Active Directory side of an Exchange organisation correct.\n\n"
-         "Example: exdir --ldif samples/fabrikam.ldif topology",
+         "\b\nExample: exdir --ldif samples/fabrikam.ldif topology",  # \b: click keeps it whole
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -56,15 +59,19 @@ def root(
     json_out: bool = typer.Option(False, "--json", help="Read commands print JSON."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or notes on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show the traceback behind an error."),
+    wait_lock: float = typer.Option(5.0, "--wait-lock", metavar="SECONDS", min=0,
+                                    help="Wait this long for another exdir run using the "
+                                         "--ldif file, then refuse (exit 1)."),
 ) -> None:
     """Keep the Active Directory side of an Exchange organisation correct.
 
+    \b
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
     ctx.obj = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
                       starttls=starttls, ca_file=ca_file, insecure=insecure, auth=auth,
                       json=json_out,
-                      quiet=quiet, debug=debug)
+                      quiet=quiet, debug=debug, wait_lock=wait_lock)
 
 
 app.command("topology")(topology_cmd.topology)
@@ -79,62 +86,155 @@ app.add_typer(adc_cmd.app, name="adc")
 app.add_typer(x500_cmd.app, name="x500")
 
 
-class _ClosedPipeSafe:
-    """stdout that stops writing once the reader has gone (`exdir … | head`).
+class OutputFailed(ExdirError):
+    """stdout cannot take the output (a full disk, an I/O error): exit 2.
 
-    click would exit 1 on the broken pipe, which the contract reserves for refusals."""
+    Not 70: nothing in exdir is broken.  Not 1: a script reads 1 as "refused" or
+    "problems found", and a check whose findings never arrived found nothing.  The
+    destination the user chose (a redirection) cannot be written, which is the same
+    class as an unwritable --report or --undo-file path: bad input, exit 2."""
+
+    exit_code = 2
+
+
+class _ClosedPipeSafe:
+    """stdout that stops writing once the reader has gone (`exdir … | head`), and turns
+    a failed write (ENOSPC, EIO, …) into one OutputFailed instead of a traceback.
+
+    click would exit 1 on the broken pipe, which the contract reserves for refusals.
+    After either, the descriptor points at /dev/null so that what is still buffered,
+    and the interpreter's last flush, go nowhere instead of failing again."""
 
     def __init__(self, stream):  # type: ignore[no-untyped-def]
         self._stream = stream
         self._closed = False
 
+    def _give_up(self, exc: OSError) -> None:
+        self._closed = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        if not isinstance(exc, BrokenPipeError):
+            raise OutputFailed(f"cannot write to standard output: "
+                               f"{exc.strerror or type(exc).__name__}") from None
+
     def write(self, text: str) -> int:
-        if not self._closed:
+        if not isinstance(text, str):  # click probes with b"": let it see the TypeError
+            return self._stream.write(text)
+        if not self._closed and text:  # (click probes with "" too: nothing to write)
             try:
                 return self._stream.write(text)
-            except BrokenPipeError:
-                self._closed = True
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            except OSError as exc:
+                self._give_up(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self._closed:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._closed = True
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            except OSError as exc:
+                self._give_up(exc)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._stream, name)
 
 
+class _StderrSafe(_ClosedPipeSafe):
+    """stderr that, when it cannot be written, stays silent: there is nowhere left to
+    say so, and the exit code still tells (Python would exit 120 at its last flush)."""
+
+    def _give_up(self, exc: OSError) -> None:
+        self._closed = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+
+def _guard(stream, guard):  # type: ignore[no-untyped-def]
+    """The stream guarded, where it is a real file (not a test's capture).
+
+    Characters its encoding lacks (PYTHONIOENCODING=ascii, a latin-1 terminal) are
+    written as backslash escapes instead of ending the run with UnicodeEncodeError."""
+    if isinstance(stream, _ClosedPipeSafe) or not hasattr(stream, "fileno"):
+        return stream
+    try:
+        stream.fileno()
+    except (OSError, ValueError):
+        return stream  # not a real file (a test's capture): nothing to guard
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="backslashreplace")
+    return guard(stream)
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    """SIGTERM/SIGINT become exdir.errors.Interrupted, raised where the program is, so
+    every `finally` runs: temporary files removed, the lock released, the apply rolled
+    back.  A second signal while that cleanup runs is ignored (SIGKILL still works)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> dict[int, object] | None:
+    """Our handlers for SIGTERM and SIGINT (in the main thread only, signal.signal's
+    rule); the previous ones, put back when main() returns."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {sig: signal.signal(sig, _raise_interrupted)
+            for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _interrupted(stop: BaseException) -> int:
+    """One line on stderr, exit 128 + the signal number (143 SIGTERM, 130 SIGINT)."""
+    signum = stop.signum if isinstance(stop, Interrupted) else int(signal.SIGINT)
+    print(f"exdir: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run exdir; usage errors become one line and exit 2."""
-    if not isinstance(sys.stdout, _ClosedPipeSafe) and hasattr(sys.stdout, "fileno"):
-        try:
-            sys.stdout.fileno()
-            sys.stdout = _ClosedPipeSafe(sys.stdout)  # type: ignore[assignment]
-        except (OSError, ValueError):
-            pass  # not a real file (a test's capture): nothing to guard
+    """Run exdir; usage errors become one line and exit 2, and so does output that
+    cannot be written (OutputFailed), even when it fails only at the last flush."""
+    sys.stdout = _guard(sys.stdout, _ClosedPipeSafe)
+    sys.stderr = _guard(sys.stderr, _StderrSafe)
+    previous = _install_signal_handlers()
+    try:
+        code = _dispatch(argv)
+    except OutputFailed as exc:
+        print(f"exdir: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except (Interrupted, KeyboardInterrupt) as stop:
+        return _interrupted(stop)
+    finally:
+        for sig, handler in (previous or {}).items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    try:
+        sys.stdout.flush()  # a redirection to a full disk often fails only here
+    except OutputFailed as exc:
+        print(f"exdir: {exc.message}", file=sys.stderr)
+        return code or exc.exit_code  # 1 (found problems), 3 or 4 tell more: kept
+    return code
+
+
+def _dispatch(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="exdir", standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except OutputFailed:
+        raise  # one line in main, with or without --debug: the traceback tells nothing more
     except ExdirError as exc:  # re-raised by fail() under --debug: show it, keep the exit code
         traceback.print_exc()
         return exc.exit_code
     except Exception as exc:  # typer vendors click: match its exceptions by shape
         code = getattr(exc, "exit_code", None)
         if hasattr(exc, "format_message"):  # a usage error
-            print(f"exdir: {exc.format_message()}", file=sys.stderr)
+            print(f"exdir: {printable(exc.format_message())}", file=sys.stderr)
             return int(code if code is not None else 2)
         if isinstance(code, int):  # Exit
             return code
         if type(exc).__name__ == "Abort":
             print("exdir: aborted", file=sys.stderr)
             return 130
-        raise
+        # an internal error re-raised by fail() under --debug: the traceback, and the
+        # same exit code as without --debug (70), never Python's 1 ("refused")
+        traceback.print_exc()
+        return 70
     return result if isinstance(result, int) else 0
 
 

@@ -6,10 +6,10 @@ from typing import List, Optional
 
 import typer
 
-from exdir.checks import adc_move_refusal
-from exdir.errors import InputError, Refused
+from exdir.gates import Safety
+from exdir.errors import InputError
 from exdir.move import (plan_move, read_identities, read_mailboxes, resolve_mailboxes,
-                        resolve_store, same_admin_group_moves)
+                        resolve_store)
 from exdir.report import check_report_path
 from exdir.topology import read_topology
 
@@ -24,7 +24,8 @@ def move(
         None, metavar="MAILBOX...",
         help="mailNickname, SMTP address, legacyExchangeDN or DN of each mailbox."),
     to: str = typer.Option(..., "--to", metavar="STORE",
-                           help="Store DN, SERVER/STORAGE GROUP/STORE, or a unique store name."),
+                           help="Store DN, SERVER/STORAGE GROUP/STORE, a unique store name, "
+                                "or a server with one mailbox store."),
     from_file: Optional[str] = typer.Option(None, "--from-file", metavar="F",
                                             help="Identities, one per line ('-': stdin)."),
     assume_version: Optional[str] = typer.Option(
@@ -42,36 +43,34 @@ def move(
     Exchange 2003; across administrative groups rewrite legacyExchangeDN (old value
     kept as X500). Each mailbox changes all at once or not at all.
 
-    Example: exdir --ldif lab.ldif move jsmith anna@fabrikam.com --to "EX1/First Storage Group/Mailbox Store (EX1)" --apply
+    \b
+    Example: exdir --ldif samples/fabrikam.ldif move jsmith kakers@fabrikam.com --to "EX2/First Storage Group/Mailbox Store (EX2)"
     """
     opts = options(ctx)
     try:
         check_report_path(report)
         identities = list(mailboxes or [])
         if from_file:
-            stdin = sys.stdin.read() if from_file == "-" else None
+            stdin = (getattr(sys.stdin, "buffer", sys.stdin).read()  # bytes: decoded by
+                     if from_file == "-" else None)                    # read_identities
             identities += read_identities(from_file, stdin)
         if not identities:
             raise InputError("no mailbox given (name them, or --from-file F)")
-        with opts.open() as directory:
+        with opts.open(write=do_apply) as directory:
             topology = read_topology(directory)
             target = resolve_store(topology, to, assume_version)
             resolved, warnings = resolve_mailboxes(identities,
                                                    read_mailboxes(directory, identities))
             for w in warnings:
                 opts.warn(w)
-            refusal = adc_move_refusal(topology, same_admin_group_moves(topology, resolved,
-                                                                        target),
-                                       adc_stopped=adc_stopped)
-            if refusal:
-                raise Refused(refusal)
             moved = plan_move(topology, resolved, target, directory.naming,
                               keep_legacydn=keep_legacydn)
             skipped = [m for m in moved.moves if not m.planned]
             if skipped:
                 opts.warn(f"{len(skipped)} mailbox(es) already in {target.label}: skipped")
+            # the ADC gate (mixed mode, same-group moves) is met by the apply engine
             execute(opts, directory, moved.plan, do_apply=do_apply, undo_file=undo_file,
-                    report=report, moves=moved.moves)
+                    report=report, moves=moved.moves, safety=Safety(adc_stopped=adc_stopped))
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -5,9 +5,9 @@ from typing import Optional
 
 import typer
 
-from exdir.checks import blocking, preflight
+from exdir.checks import preflight
 from exdir.directory import Directory
-from exdir.errors import Refused
+from exdir.gates import Safety
 from exdir.rename import RenameScope, admin_group_scope, org_scope, plan_rename, read_affected
 from exdir.report import check_report_path
 from exdir.topology import Topology, read_topology
@@ -23,25 +23,17 @@ app = typer.Typer(help="Rename the organisation or an administrative group (lab 
 def _rename(opts: Options, make_scope, operation: str, *, do_apply: bool,  # type: ignore[no-untyped-def]
             lab: bool, undo_file: Optional[str], report: Optional[str], keep_x500: bool) -> None:
     check_report_path(report)
-    with opts.open() as directory:
+    with opts.open(write=do_apply) as directory:
         topology = read_topology(directory)
         scope: RenameScope = make_scope(topology)
-        findings = preflight(directory, topology)
-        stops = blocking(findings, operation, lab=lab)
-        for f in findings:
+        for f in preflight(directory, topology):
             if f.severity == "warning":
                 opts.warn(f"warning: {f.message}")
-        if do_apply:
-            if not lab:
-                raise Refused("renames apply only in a lab: add --lab (legacydn.exe was "
-                              "supported only there); nothing was written")
-            if stops:
-                raise Refused("refused, nothing written: " + " | ".join(f.message for f in stops))
-        elif stops:
-            for f in stops:
-                opts.warn(f"this plan cannot be applied here: {f.message}")
+        # the single-DC, --lab and systemFlags gates are met by the apply engine
+        # (exdir.gates), for this plan as for the same plan given to `exdir apply`
         plan = _plan(directory, topology, scope, keep_x500)
-        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file, report=report)
+        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file, report=report,
+                safety=Safety(lab=lab))
 
 
 def _plan(directory: Directory, topology: Topology, scope: RenameScope, keep_x500: bool):  # type: ignore[no-untyped-def]
@@ -62,6 +54,7 @@ def rename_org(
     organisation object, every legacyExchangeDN and msExchHomeServerName, each
     recipient's old value kept as X500. Applies only with --lab and one DC.
 
+    \b
     Example: exdir --ldif lab.ldif rename org Contoso > rename.ldif && exdir --ldif lab.ldif rename org Contoso --apply --lab
     """
     opts = options(ctx)
@@ -84,6 +77,7 @@ def rename_admin_group(
 ) -> None:
     """Rename an administrative group and rewrite every value under /o=Org/ou=OLD.
 
+    \b
     Example: exdir --ldif lab.ldif rename admin-group "Europe" "EMEA" --apply --lab
     """
     opts = options(ctx)

@@ -30,6 +30,7 @@ def export(
     attributeSchema/classSchema change records (for a lab forest or Samba AD,
     applied with ldapmodify or ldifde), or ldap3's JSON.
 
+    \b
     Example: exdir --url ldap://dc1 --bind-dn ... schema export --format ad > exchange-ad.ldif
     """
     opts = options(ctx)

@@ -5,6 +5,7 @@ import dataclasses
 
 import typer
 
+from exdir.text import printable
 from exdir.topology import Topology, read_topology
 
 from .context import fail, options, print_json, print_table
@@ -14,6 +15,7 @@ def topology(ctx: typer.Context) -> None:
     """Show the organisation, admin groups, servers with their Exchange version,
     storage groups, stores, MTAs, domain controllers and ADC agreements.
 
+    \b
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
     opts = options(ctx)
@@ -47,10 +49,10 @@ def as_json(topo: Topology) -> dict[str, object]:
 
 def show(topo: Topology) -> None:
     org = topo.organization
-    print(f"Organisation: {org.name}")
-    print(f"  legacyExchangeDN: {org.legacy_dn}")
+    print(f"Organisation: {printable(org.name)}")
+    print(f"  legacyExchangeDN: {printable(str(org.legacy_dn))}")
     print(f"  mixed mode: {'yes' if org.mixed_mode else 'no'}")
-    print(f"  DN: {org.dn}")
+    print(f"  DN: {printable(org.dn)}")
     print()
     print_table(["admin group", "legacyExchangeDN"],
                 [(g.name, g.legacy_dn) for g in topo.admin_groups], title="Administrative groups")

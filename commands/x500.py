@@ -9,6 +9,7 @@ from exdir import x500
 from exdir.legacydn import check_value, same
 from exdir.rename import find_object
 from exdir.report import check_report_path
+from exdir.text import printable
 
 from . import options as o
 from .apply import execute
@@ -21,6 +22,7 @@ app = typer.Typer(help="IMCEAEX addresses and X500 proxy addresses.", no_args_is
 def decode_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADDRESS")) -> None:
     """The X500 address inside an IMCEAEX non-delivery address.
 
+    \b
     Example: exdir x500 decode "IMCEAEX-_O=FABRIKAM_OU=FIRST+20ADMINISTRATIVE+20GROUP_CN=RECIPIENTS_CN=JSMITH@fabrikam.com"
     """
     opts = options(ctx)
@@ -32,7 +34,7 @@ def decode_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="A
     if opts.json:
         print_json({"address": address, "decoded": value})
     else:
-        print(value)
+        print(printable(value))  # a hostile bounce address must not drive the terminal
 
 
 @app.command("encode")
@@ -41,6 +43,7 @@ def encode_cmd(ctx: typer.Context, value: str = typer.Argument(..., metavar="VAL
                ) -> None:
     """The IMCEAEX form of an X500 address or a legacyExchangeDN.
 
+    \b
     Example: exdir x500 encode "/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=jsmith" --domain fabrikam.com
     """
     opts = options(ctx)
@@ -52,7 +55,7 @@ def encode_cmd(ctx: typer.Context, value: str = typer.Argument(..., metavar="VAL
     if opts.json:
         print_json({"value": value, "encoded": encoded})
     else:
-        print(encoded)
+        print(printable(encoded))
 
 
 @app.command("find")
@@ -60,6 +63,7 @@ def find_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADD
     """The object whose legacyExchangeDN or X500 proxy is ADDRESS (IMCEAEX, X500:… or a
     bare value; case-insensitive). Exit 1 when no object holds it.
 
+    \b
     Example: exdir --ldif samples/fabrikam.ldif x500 find "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=jsmith"
     """
     opts = options(ctx)
@@ -79,9 +83,9 @@ def find_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADD
         print_json({"value": value, "objects": rows})
     else:
         for r in rows:
-            print(f"{r['dn']}  ({r['matched']})")
+            print(printable(f"{r['dn']}  ({r['matched']})"))
     if not rows:
-        print(f"exdir: no object holds {value!r}", file=__import__("sys").stderr)
+        print(f"exdir: no object holds '{printable(value)}'", file=__import__("sys").stderr)
         raise typer.Exit(1)
 
 
@@ -95,13 +99,14 @@ def add_cmd(
 ) -> None:
     """Plan adding an X500 proxy address to an object (dry run; --apply to apply).
 
+    \b
     Example: exdir --ldif lab.ldif x500 add jsmith "IMCEAEX-_O=FABRIKAM_CN=JSMITH@fabrikam.com" --apply
     """
     opts = options(ctx)
     try:
         check_report_path(report)
         legacy = check_value(x500.legacy_value(value))
-        with opts.open() as directory:
+        with opts.open(write=do_apply) as directory:
             entry = find_object(directory, obj)
             plan = x500.plan_add(entry, legacy, x500.holders(directory, legacy))
             if not plan:
@@ -125,13 +130,14 @@ def remove_cmd(
     """Plan removing an X500 proxy address from an object (dry run; --apply to apply):
     the fix `exdir legacydn audit` names for a proxy equal to another object's value.
 
+    \b
     Example: exdir --ldif lab.ldif x500 remove jsmith "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=kakers" --apply
     """
     opts = options(ctx)
     try:
         check_report_path(report)
         legacy = x500.legacy_value(value)
-        with opts.open() as directory:
+        with opts.open(write=do_apply) as directory:
             entry = find_object(directory, obj)
             plan = x500.plan_remove(entry, legacy)
             if not plan:

@@ -23,15 +23,18 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Callable, Literal, Mapping
+from typing import Callable, Literal, Mapping
 
 from . import dn as dnu
 from . import schema
 from .directory import Directory, apply_mods, values_equal
-from .errors import Conflict, EntryExists, ExdirError, InputError, NoSuchEntry
-from .files import atomic_write
+from .errors import (Conflict, EntryExists, ExdirError, InputError, Interrupted, NoSuchEntry,
+                     Refused)
+from .gates import Gate, Safety, evaluate as evaluate_gates
+from .files import check_new_path as _check_new, stamp, write_new, write_new_unique
+from .journal import Journal
 from .ldif_out import render
-from .plan import Add, Change, Delete, Modify, NotInvertible, Plan, Rename, Value
+from .plan import Add, Change, Delete, Mod, Modify, NotInvertible, Plan, Rename, Value
 
 Status = Literal["pending", "done", "conflict"]
 Progress = Callable[[int, int], None]
@@ -69,6 +72,8 @@ class ApplyResult:
     started: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     plan: Plan | None = None  # the plan as applied (replaces and deletes resolved)
+    blocked: list[Gate] = field(default_factory=list)  # safety gates the plan fails here
+    changed_since_check: list[int] = field(default_factory=list)  # steps others changed
 
     @property
     def counts(self) -> dict[str, int]:
@@ -86,8 +91,9 @@ class _Failed(Exception):
 
 
 def default_undo_path(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    return os.path.abspath(f"exdir-undo-{stamp}.ldif")
+    """exdir-undo-<UTC time to the microsecond>.ldif here: two runs in the same second
+    no longer share a name (and _write_undo adds -2, -3... if they ever do)."""
+    return os.path.abspath(f"exdir-undo-{stamp(now)}.ldif")
 
 
 def _kind(change: Change) -> str:
@@ -183,8 +189,19 @@ def _forward(dn: str, later: tuple[Change, ...], state: State) -> str | None:
     return key if moved else None
 
 
+def _parent_there(dn: str, state: State, roots: frozenset[str]) -> bool:
+    """True where dn's parent exists in the simulated copy, or dn is a naming context
+    (whose parent is no entry: DC=com above DC=fabrikam,DC=com)."""
+    key = dnu.key(dn)
+    if key in roots or not roots:
+        return True
+    parent = dnu.key(dnu.parent(dn))
+    return parent in state or not any(key.endswith("," + r) for r in roots)
+
+
 def _classify(change: Change, state: State, follow_references: bool,
-              later: tuple[Change, ...] = ()) -> tuple[Status, str]:
+              later: tuple[Change, ...] = (), roots: frozenset[str] = frozenset()
+              ) -> tuple[Status, str]:
     """The step's status against the simulated directory, which it then updates."""
     key = dnu.key(change.dn)
     if isinstance(change, Modify):
@@ -205,6 +222,8 @@ def _classify(change: Change, state: State, follow_references: bool,
     if isinstance(change, Rename):
         new_key = dnu.key(change.new_dn)
         here, there = key in state, new_key in state
+        if here and not there and not _parent_there(change.new_dn, state, roots):
+            return "conflict", f"the new parent {dnu.parent(change.new_dn)} does not exist"
         if here and (not there or new_key == key):
             _move(state, change.dn, change.new_dn, follow_references)
             return "pending", ""
@@ -219,12 +238,18 @@ def _classify(change: Change, state: State, follow_references: bool,
             return "done", "already renamed (under a later name)"
         return "conflict", "the entry does not exist under either name"
     if isinstance(change, Add):
+        if key not in state and not _parent_there(change.dn, state, roots):
+            return "conflict", f"its parent {dnu.parent(change.dn)} does not exist"
         if key not in state:
             elsewhere = _forward(change.dn, later, state)
             if elsewhere is not None and elsewhere in state and _holds_all(
                     state[elsewhere], change):
                 return "done", "already exists with the planned values (under a later name)"
-            state[key] = {n.lower(): list(v) for n, v in change.attributes}
+            try:  # one value twice, or two on a single-valued attribute: the server refuses
+                state[key] = apply_mods(change.dn, {}, [Mod("add", n, v)
+                                                        for n, v in change.attributes])
+            except Conflict as exc:
+                return "conflict", exc.message.split(": ", 1)[-1]
             return "pending", ""
         if _holds_all(state[key], change):
             return "done", "already exists with the planned values"
@@ -259,8 +284,8 @@ def check(directory: Directory, plan: Plan) -> Checked:
     renames = [(i, c) for i, c in enumerate(plan.changes) if isinstance(c, Rename)]
     for i, (change, origin) in enumerate(zip(plan.changes, origins)):
         wanted += [origin, change.dn]
-        if isinstance(change, Rename):
-            wanted.append(change.new_dn)
+        if isinstance(change, (Rename, Add)):
+            wanted += [change.new_dn, dnu.parent(change.new_dn)]
         later = [c for j, c in renames if j > i]
         if later:  # where the entry is if the later renames are done (see _forward)
             for dn in (change.dn, change.new_dn):
@@ -282,16 +307,42 @@ def check(directory: Directory, plan: Plan) -> Checked:
 
     resolved = plan.resolve_replace(current).resolve_deletes(whole)
     state: State = {k: {a: list(v) for a, v in e.items()} for k, e in before.items()}
+    roots = frozenset(dnu.key(r) for r in directory.naming.all if r)
     steps: list[StepRecord] = []
     refusals: list[str] = []
-    for number, change in enumerate(resolved.changes, start=1):
+    changes = list(resolved.changes)
+    for number, change in enumerate(changes, start=1):
+        if isinstance(change, Modify) and dnu.key(change.dn) in state:
+            change = changes[number - 1] = _as_stored(change, state[dnu.key(change.dn)])
         status, detail = _classify(change, state, directory.follows_dn_references,
-                                   resolved.changes[number:])
+                                   tuple(changes[number:]), roots)
         steps.append(StepRecord(number, _kind(change), change.dn, change.reason, status,
                                 detail=detail))
         if status == "conflict":
             refusals.append(f"step {number} ({_kind(change)} {change.dn}): {detail}")
-    return Checked(resolved, steps, state, refusals)
+    return Checked(Plan(tuple(changes)), steps, state, refusals)
+
+
+def _as_stored(change: Modify, entry: Mapping[str, list[Value]]) -> Modify:
+    """The modify with each value it deletes spelled as the directory holds it.
+
+    `delete: proxyAddresses` of `x500:/O=FABRIKAM/…` removes `X500:/o=Fabrikam/…` (values
+    compare case-insensitively), and the undo must add back what was there, as the
+    directory spelled it, not the plan's spelling.  Values the entry does not hold stay
+    as they are (the step is then done or a conflict)."""
+    mods = []
+    changed = False
+    for mod in change.mods:
+        if mod.op == "delete" and mod.values:
+            have = entry.get(mod.attribute.lower(), [])
+            values = []
+            for v in mod.values:
+                stored = next((h for h in have if values_equal(mod.attribute, h, v)), v)
+                changed = changed or stored != v
+                values.append(stored)
+            mod = Mod("delete", mod.attribute, tuple(values))
+        mods.append(mod)
+    return Modify(change.dn, tuple(mods), change.reason) if changed else change
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -334,33 +385,53 @@ def _landed(directory: Directory, change: Change) -> bool:
     return False
 
 
+def _shows(directory: Directory, change: Change) -> bool:
+    """True where the directory already shows the change's whole result (read afresh)."""
+    try:
+        if isinstance(change, Add):
+            entry = directory.read(change.dn)
+            return entry is not None and _holds_all(_entry_state(entry.attributes), change)
+        return _landed(directory, change)
+    except Exception:  # noqa: BLE001 - cannot tell: not shown
+        return False
+
+
 def _write_file(path: str, text: str) -> None:
     """The undo file, on disk before the first directory write; atomically, so a run
-    killed while writing it leaves no undo file rather than half of one."""
-    def write(fh: IO[bytes]) -> None:
-        fh.write(text.encode("utf-8"))
+    killed while writing it leaves no undo file rather than half of one, and
+    exclusively: an existing file, device or symlink of that name is refused (exit 2),
+    never replaced, and no folder is created."""
+    write_new(path, text.encode("utf-8"), "undo file")
 
-    atomic_write(path, write)
+
+def _write_undo(path: str, text: str, *, default: bool) -> str:
+    """The undo file, written whole before the first directory write; its path.
+
+    A name the user gave is written or refused (exit 2).  A default name that is taken
+    (another run in the same microsecond, or its journal left behind) becomes -2, -3...,
+    race-free (the name is claimed by link(), which fails if another run got it first);
+    the header's `exdir apply NAME --apply` then names the file actually written."""
+    if not default:
+        _write_file(path, text)
+        return path
+    folder, name = os.path.split(path)
+    stem, suffix = os.path.splitext(name)
+    said = f"`exdir apply {name} --apply`"
+
+    def content(chosen: str) -> bytes:
+        return text.replace(said, f"`exdir apply {os.path.basename(chosen)} --apply`",
+                            1).encode("utf-8")
+
+    return write_new_unique(folder, stem, suffix, content, what="undo file",
+                            also=(".journal",))
 
 
-class Journal:
-    """One line per step, fsynced: what an interrupted run had done."""
-
-    def __init__(self, path: str, undo_file: str, total: int) -> None:
-        self.path = path
-        self._fh = open(path, "a", encoding="utf-8", newline="\n")
-        self.note(f"# exdir journal: {total} steps; undo file {undo_file}")
-
-    def note(self, line: str) -> None:
-        self._fh.write(line + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def step(self, number: int, what: str, dn: str) -> None:
-        self.note(f"{what} {number} {dn}")
-
-    def close(self) -> None:
-        self._fh.close()
+def check_new_path(path: str) -> None:
+    """Refuse an --undo-file name up front (exit 2), before the directory is touched:
+    it, or its journal (the name + .journal), exists as anything (a file, /dev/null, a
+    symlink, the --ldif file itself), or its folder is missing."""
+    _check_new(path, "undo file")
+    _check_new(path + ".journal", "journal")
 
 
 def _verify(directory: Directory, checked: Checked, applied: list[int]) -> list[str]:
@@ -407,18 +478,36 @@ def _verify(directory: Directory, checked: Checked, applied: list[int]) -> list[
 
 
 def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None = None,
-        progress: Progress | None = None, save: bool = True) -> ApplyResult:
-    """Check the plan against the directory and, with apply=True, carry it out."""
+        progress: Progress | None = None, save: bool = True,
+        safety: Safety | None = None) -> ApplyResult:
+    """Check the plan against the directory and, with apply=True, carry it out.
+
+    The safety gates (exdir.gates) are met here, derived from what the plan changes,
+    so a plan from a command, from `exdir apply` or from a library caller meets the
+    same rules; `safety` is what the administrator vouched for (--lab, --adc-stopped).
+    On a dry run the gates a plan fails are in result.blocked and change nothing else.
+    """
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    if apply and undo_file:
+        check_new_path(undo_file)  # refused before the directory is touched (exit 2)
     checked = check(directory, plan)
     timings = {"check": time.perf_counter() - t0}
     result = ApplyResult("checked", EXIT_OK, checked.steps, checked.refusals, started=started,
                          timings=timings, plan=checked.plan)
+    result.blocked = evaluate_gates(directory, checked.plan, safety or Safety(),
+                                    pending=[r.number for r in checked.steps
+                                             if r.status == "pending"])
+    timings["gates"] = time.perf_counter() - t0 - timings["check"]
     if checked.refusals:
         result.outcome, result.exit_code = "refused", EXIT_REFUSED
         result.message = (f"refused: {len(checked.refusals)} step(s) do not match the directory; "
                           "nothing was written")
+        return result
+    if apply and result.blocked:
+        result.outcome, result.exit_code = "refused", EXIT_REFUSED
+        result.message = ("refused, nothing written: "
+                          + " | ".join(g.message for g in result.blocked))
         return result
     pending = [s.number for s in checked.steps if s.status == "pending"]
     if not apply:
@@ -430,16 +519,17 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
             s.outcome = "skipped"
         return result
 
+    inverse = _undo_plan(checked)
     undo_path = undo_file or default_undo_path()
-    inverse, left_out = _undo_plan(checked)
     header = [f"undo file written by exdir at {started} before the first write;",
               f"`exdir apply {os.path.basename(undo_path)} --apply` rolls back what was done"]
-    if left_out:
-        header.append(_left_out_note(left_out))
-    _write_file(undo_path, render(inverse, header=header))
+    undo_path = _write_undo(undo_path, render(inverse, header=header), default=undo_file is None)
     result.undo_file = undo_path
     journal = Journal(undo_path + ".journal", undo_path, len(checked.steps))
     result.journal_file = journal.path
+    # On the in-memory directory a step changes nothing on disk until the save: the
+    # journal says "staged", and "saved" once the file is rewritten.
+    did = "staged" if directory.backend == "ldif" else "done"
     done: list[int] = []
     changes = checked.plan.changes
     t1 = time.perf_counter()
@@ -459,12 +549,12 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                             directory, changes[record.number - 1]):
                         done.append(record.number)  # rolled back with the others
                         record.detail += " (the change was made nonetheless)"
-                        journal.step(record.number, "done despite an error", record.dn)
+                        journal.step(record.number, f"{did} despite an error", record.dn)
                     raise _Failed(record.number, exc) from None
                 record.seconds = time.perf_counter() - s0
                 record.outcome = "applied"
                 done.append(record.number)
-                journal.step(record.number, "done", record.dn)
+                journal.step(record.number, did, record.dn)
                 if progress:
                     progress(len(done), len(pending))
             timings["write"] = time.perf_counter() - t1
@@ -474,11 +564,43 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
             if problems:
                 raise _Failed(done[-1] if done else 0, ExdirError("read-back: " + "; ".join(
                     problems[:5])))
-            if save:
+            if save and directory.backend == "ldif":
+                try:
+                    directory.save()
+                except (OSError, ExdirError) as exc:
+                    said = exc.message if isinstance(exc, ExdirError) else (
+                        f"cannot save {directory.describe()}: {exc.strerror or exc}; the "
+                        "file is unchanged")
+                    journal.note(f"failed saving: {said}")
+                    # the file changed under us (Refused: exit 1) or could not be
+                    # written (exit 3); either way the in-memory steps are dropped
+                    result.outcome, result.exit_code = (
+                        ("refused", EXIT_REFUSED) if isinstance(exc, Refused)
+                        else ("rolled back", EXIT_ROLLED_BACK))
+                    result.message = (f"{said} (nothing was written: the undo file "
+                                      f"{undo_path} is not needed)")
+                    return result
+                journal.note(f"saved {len(done)} step(s) to {directory.describe()}")
+            elif save:
                 directory.save()
         except _Failed as failure:
             journal.note(f"failed {failure.number}: {_message(failure.error)}")
+            if isinstance(failure.error, Conflict):
+                _also_changed(directory, checked, failure.number, result)
             return _roll_back(directory, checked, done, failure, result, journal, timings)
+        except (KeyboardInterrupt, Interrupted) as stop:
+            name = getattr(stop, "name", "SIGINT")
+            journal.note(f"interrupted by {name}")
+            halted = _Failed(done[-1] if done else 0, ExdirError(f"interrupted by {name}"))
+            _roll_back(directory, checked, done, halted, result, journal, timings)
+            if result.exit_code == EXIT_ROLLED_BACK:
+                result.exit_code = 128 + getattr(stop, "signum", 2)
+                result.outcome = "interrupted"
+                result.message = (f"interrupted by {name}: " + (
+                    "nothing was saved, the file is as before" if directory.backend == "ldif"
+                    else f"the {len(done)} step(s) done were rolled back, the directory is as "
+                         "before") + f" (undo file {undo_path})")
+            return result
         journal.note("complete")
     finally:
         journal.close()
@@ -486,36 +608,62 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
     result.message = (f"applied {len(done)} step(s)"
                       + (f", {len(checked.steps) - len(done)} already done" if
                          len(done) < len(checked.steps) else "")
-                      + f"; undo file {undo_path}"
-                      + (f" ({_left_out_note(left_out)})" if left_out else ""))
+                      + f"; undo file {undo_path}")
     return result
 
 
-def _undo_plan(checked: Checked) -> tuple[Plan, list[int]]:
-    """The inverse plan, newest first, and the steps it leaves out.
+def _also_changed(directory: Directory, checked: Checked, failed: int,
+                  result: ApplyResult) -> None:
+    """After a step failed because its entry changed since the check: which later steps
+    no longer match either, so the administrator sees every concurrent change at once,
+    not one per run.  One bulk read of the remaining steps' entries."""
+    # steps on entries the run had reached are left out: they "no longer match" only
+    # because of this run's own writes (or the failed one), not someone else's
+    reached = {dnu.key(c.dn) for c in checked.plan.changes[:failed]} | {
+        dnu.key(c.new_dn) for c in checked.plan.changes[:failed]}
+    rest = [r.number for r in checked.steps if r.number > failed and r.status == "pending"
+            and not {dnu.key(checked.plan.changes[r.number - 1].dn),
+                     dnu.key(checked.plan.changes[r.number - 1].new_dn)} & reached]
+    if not rest:
+        return
+    try:
+        again = check(directory, Plan(tuple(checked.plan.changes[n - 1] for n in rest)))
+    except Exception:  # noqa: BLE001 - only a better message is lost
+        return
+    moved = [rest[s.number - 1] for s in again.steps if s.status != "pending"]
+    result.changed_since_check = [failed, *moved]
+    for n in moved:
+        checked.steps[n - 1].detail = "changed since the check"
 
-    A step already done before this run whose inverse needs data the plan does not
-    hold (a delete record from a plan file carries no entry, and the entry is gone)
-    is left out rather than refusing the run: this run does not write it, and the
-    undo file of the run that did write it can restore it.  That is what lets an
-    undo file be applied after a partial rollback, or a killed plan be re-run.
+
+def _changed_note(result: ApplyResult) -> str:
+    """The part of the one-line message that names every step someone else changed."""
+    changed = result.changed_since_check
+    if len(changed) < 2:
+        return ""
+    return (f"; {len(changed)} step(s) no longer match the directory (changed since the "
+            "check): steps " + ", ".join(str(n) for n in changed[:10])
+            + (" …" if len(changed) > 10 else ""))
+
+
+def _undo_plan(checked: Checked) -> Plan:
+    """The inverse of exactly the steps this run will make (the pending ones), newest first.
+
+    A step already done before this run is not this run's to undo: an `add` of an
+    entry that exists, or a modify whose values are there, inverted, would delete a
+    real mailbox or a proxy it had all along.  Applying the undo file therefore
+    restores the state before this run, whatever the plan contained; the steps a
+    previous run made are undone by that run's own undo file.
     """
     inverted: list[Change] = []
-    left_out: list[int] = []
     for record, change in zip(reversed(checked.steps), reversed(checked.plan.changes)):
+        if record.status != "pending":
+            continue
         try:
             inverted.append(change.inverse())
         except NotInvertible as exc:
-            if record.status != "done":
-                raise NotInvertible(f"step {record.number}: {exc.message}") from None
-            left_out.append(record.number)
-    return Plan(tuple(inverted)), sorted(left_out)
-
-
-def _left_out_note(left_out: list[int]) -> str:
-    steps = ", ".join(str(n) for n in left_out)
-    return (f"step(s) {steps} were already done before this run and cannot be undone from "
-            "this plan; the undo file of the run that did them can")
+            raise NotInvertible(f"step {record.number}: {exc.message}") from None
+    return Plan(tuple(inverted))
 
 
 def _message(exc: BaseException) -> str:
@@ -529,8 +677,16 @@ def _roll_back(directory: Directory, checked: Checked, done: list[int], failure:
     changes = checked.plan.changes
     undone: list[int] = []
     for number in reversed(done):
+        inverse = changes[number - 1].inverse()
         try:
-            _write(directory, changes[number - 1].inverse())
+            try:
+                _write(directory, inverse)
+            except Exception:
+                # the step did not take (a server that answered success and did not
+                # delete, say): where its inverse's result already shows there is
+                # nothing to undo; anything else is a real failure of the rollback
+                if not _shows(directory, inverse):
+                    raise
         except Exception as exc:  # noqa: BLE001
             journal.note(f"rollback failed at {number}: {_message(exc)}")
             remaining = [n for n in done if n not in undone]
@@ -540,6 +696,7 @@ def _roll_back(directory: Directory, checked: Checked, done: list[int], failure:
                               f"rollback failed at step {number} ({_message(exc)}); run "
                               f"`exdir apply {result.undo_file} --apply` to finish undoing "
                               f"(steps {min(remaining)}-{max(remaining)} are still applied)"
+                              + _changed_note(result)
                               + ("; the LDIF file on disk was not rewritten"
                                  if directory.backend == "ldif" else ""))
             timings["rollback"] = time.perf_counter() - t0
@@ -551,5 +708,6 @@ def _roll_back(directory: Directory, checked: Checked, done: list[int], failure:
     timings["rollback"] = time.perf_counter() - t0
     result.outcome, result.exit_code = "rolled back", EXIT_ROLLED_BACK
     result.message = (f"step {failure.number} failed: {_message(failure.error)}; "
-                      f"the {len(undone)} step(s) done were rolled back, the directory is as before")
+                      f"the {len(undone)} step(s) done were rolled back, the directory is as before"
+                      + _changed_note(result))
     return result

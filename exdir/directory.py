@@ -30,7 +30,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
 from . import schema
-from .files import atomic_write
+from . import files
 from .filters import compile_filter
 from .values import Value, _index_of, decode, encode, values_equal
 from .errors import (
@@ -287,8 +287,17 @@ class LdifDirectory(Directory):
     backend = "ldif"
 
     def __init__(self, path: str, connection: Connection, order: list[str],
-                 implied: set[str], naming: NamingContexts) -> None:
+                 implied: set[str], naming: NamingContexts, *,
+                 held: files.HeldFile | None = None,
+                 fingerprint: files.Fingerprint | None = None,
+                 warn: Warn | None = None, wait_lock: float = 5.0) -> None:
         self.path = path
+        # the file's lock (held until close) and what it was when read: the save
+        # refuses to overwrite a file another program changed meanwhile
+        self._held = held
+        self._fingerprint = fingerprint
+        self._warn = warn
+        self._wait_lock = wait_lock
         self.connection = connection
         self.naming = naming
         self._order: dict[str, None] = dict.fromkeys(order)  # file order, then adds
@@ -384,11 +393,11 @@ class LdifDirectory(Directory):
         stored = self._dit[key]
         names = {n.lower(): n for n in stored.keys()}
         new_state = apply_mods(dn, self._current(key), mods)  # raises Conflict: nothing done
-        rdn_attr, rdn_val = dnu.split(key)[0]
-        kept = new_state.get(rdn_attr.lower(), [])
-        if _index_of(rdn_attr, kept, rdn_val) < 0:
-            raise Conflict(f"{dn}: the value {rdn_val!r} is part of the entry's name",
-                           result="notAllowedOnRDN", dn=dn)
+        for rdn_attr, rdn_val in dnu.rdn_avas(key):
+            kept = new_state.get(rdn_attr.lower(), [])
+            if _index_of(rdn_attr, kept, rdn_val) < 0:
+                raise Conflict(f"{dn}: the value {rdn_val!r} is part of the entry's name",
+                               result="notAllowedOnRDN", dn=dn)
         # ldap3's mock applies half a failed modify, raises on a case-differing delete
         # and re-parses the DN strictly: the modify was worked out above with AD's
         # rules (apply_mods), and its result replaces the entry's values at once.
@@ -412,11 +421,11 @@ class LdifDirectory(Directory):
                               result="noSuchObject", dn=dn)
         state = apply_mods(dn, {}, [_Mod("add", a, tuple(v)) for a, v in attributes.items()])
         names = {a.lower(): a for a in attributes}
-        rdn_attr, rdn_val = dnu.split(key)[0]
-        rdn_values = state.setdefault(rdn_attr.lower(), [])
-        names.setdefault(rdn_attr.lower(), rdn_attr)
-        if _index_of(rdn_attr, rdn_values, rdn_val) < 0:
-            rdn_values.append(rdn_val)
+        for rdn_attr, rdn_val in dnu.rdn_avas(key):
+            rdn_values = state.setdefault(rdn_attr.lower(), [])
+            names.setdefault(rdn_attr.lower(), rdn_attr)
+            if _index_of(rdn_attr, rdn_values, rdn_val) < 0:
+                rdn_values.append(rdn_val)
         self._store(key, {names[k]: v for k, v in state.items()})
         self._implied.discard(key)
         self._order.setdefault(key, None)
@@ -470,18 +479,18 @@ class LdifDirectory(Directory):
             self._dit[renames[old]] = entry
         # the renamed entry's naming attribute: old RDN value out, new one in
         target = self._dit[new_key]
-        old_attr, old_val = dnu.split(key)[0]
-        new_attr, new_val = dnu.split(new_key)[0]
-        if old_attr in target:
-            kept = [v for v in target[old_attr] if not values_equal(old_attr, decode(old_attr, v),
-                                                                    old_val)]
-            if kept:
-                target[old_attr] = kept
-            else:
-                del target[old_attr]
-        values = target[new_attr] if new_attr in target else []
-        if _index_of(new_attr, [decode(new_attr, v) for v in values], new_val) < 0:
-            target[new_attr] = list(values) + [new_val.encode("utf-8")]
+        for old_attr, old_val in dnu.rdn_avas(key):  # every AVA of a multi-valued RDN
+            if old_attr in target:
+                kept = [v for v in target[old_attr]
+                        if not values_equal(old_attr, decode(old_attr, v), old_val)]
+                if kept:
+                    target[old_attr] = kept
+                else:
+                    del target[old_attr]
+        for new_attr, new_val in dnu.rdn_avas(new_key):
+            values = target[new_attr] if new_attr in target else []
+            if _index_of(new_attr, [decode(new_attr, v) for v in values], new_val) < 0:
+                target[new_attr] = list(values) + [new_val.encode("utf-8")]
         self._order = dict.fromkeys(renames.get(k, k) for k in self._order)
         self._implied = {renames.get(k, k) for k in self._implied}
         self._rewrite_references(key, new_key)
@@ -513,8 +522,27 @@ class LdifDirectory(Directory):
                     entry[name] = out
 
     def save(self) -> None:
-        """Rewrite the LDIF file atomically: temp file, fsync, rename."""
-        save_ldif(self, self.path)
+        """Rewrite the LDIF file atomically (exdir.files.rewrite: through a symlink to
+        its target, owner and mode kept), under an exclusive lock, and only if the file
+        is still what was read (else Refused, exit 1, nothing written).
+
+        A directory opened without a lock (a library caller) locks the file for the
+        check and the rewrite only; one opened shared is upgraded for them and goes
+        back to shared; one opened exclusive (a command that will --apply) holds it."""
+        held, before = self._held, (self._held.exclusive if self._held else None)
+        if held is None:
+            held = files.lock(self.path, exclusive=True, wait=self._wait_lock)
+        elif not held.exclusive:
+            held.relock(True, self._wait_lock)
+        try:
+            if self._fingerprint is not None:
+                files.check_unchanged(held, self._fingerprint)
+            self._fingerprint = save_ldif(self, self.path, warn=self._warn, held=held)
+        finally:
+            if self._held is None:
+                held.release()
+            elif before is not True and held.fd is not None:
+                held.relock(before)
         self.dirty = False
 
     def iter_stored(self) -> Iterator[tuple[str, dict[str, list[Value]]]]:
@@ -532,6 +560,8 @@ class LdifDirectory(Directory):
             self.connection.unbind()
         except Exception:
             pass
+        if self._held is not None:
+            self._held.release()  # the lock ends with the directory
 
 
 def _unescaped_lower(raw: bytes) -> bytes:
@@ -571,8 +601,10 @@ def _needs_base64(value: str) -> bool:
     return any(ord(c) > 126 or c in "\0\r\n" for c in value)
 
 
-def save_ldif(directory: LdifDirectory, path: str) -> None:
-    """Write every entry to path atomically (temp file, fsync, rename)."""
+def save_ldif(directory: LdifDirectory, path: str, *, warn: Warn | None = None,
+              held: files.HeldFile | None = None) -> files.Fingerprint:
+    """Write every entry to path atomically (exdir.files.rewrite); the new file's
+    fingerprint."""
     import ldif as ldif_pkg
 
     def write(fh: IO[bytes]) -> None:
@@ -585,73 +617,57 @@ def save_ldif(directory: LdifDirectory, path: str) -> None:
                                 else v.encode("utf-8") for v in vals]
             writer.unparse(key, record)
 
-    atomic_write(path, write)
+    return files.rewrite(path, write, warn, held=held)
 
 
 def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str, list[Value]]]]:
-    """Entry records of an export (ldifde and friends) as (plain DN, values)."""
-    import binascii
+    """Entry records of an export (ldifde and friends) as (plain DN, values).
 
-    import ldif as ldif_pkg
+    Read with the plan reader's own line reader (exdir.ldif_in.entry_records), so both
+    agree on the grammar and every error names the bad line itself.  Attribute names
+    are case-insensitive in LDIF: `ProxyAddresses:` and `proxyAddresses:` lines are
+    one attribute, spelled as first written, holding every value.
+    """
+    from .ldif_in import decode, entry_records
 
-    class _ExportParser(ldif_pkg.LDIFParser):  # type: ignore[misc]
-        def _check_dn(self, dn: str | None, attr_value: str) -> None:
-            if dn is not None:
-                self._error("two dn: lines in one record")
-            if attr_value and not attr_value.startswith("@"):
-                dnu.split(attr_value)  # InputError if malformed; extended form accepted
-
-    parser = _ExportParser(stream, strict=True)
-    try:
-        for dn_text, record in parser.parse():
-            if dn_text is None:
-                if record:
-                    raise InputError("a record without a dn: line", source=source,
-                                     line=parser.line_counter)
-                continue  # `version: 1`
-            changetype = record.pop("changetype", None)
-            if changetype and [str(c).lower() for c in changetype] != ["add"]:
-                raise InputError(f"{dn_text}: changetype {changetype[0]} in an export "
-                                 "(use `exdir apply` for change files)", source=source,
-                                 line=parser.line_counter)
-            if not dn_text or dn_text.startswith("@"):
-                # the rootDSE ("" or Samba's @ROOTDSE) and ldb's other special records
-                yield ("" if dn_text.upper() in ("", "@ROOTDSE") else dn_text), dict(record)
-                continue
-            values: dict[str, list[Value]] = {}
-            for name, vals in record.items():
-                out: list[Value] = []
-                for v in vals:
-                    if schema.is_binary(name) and isinstance(v, str):
-                        v = v.encode("utf-8")
-                    out.append(v)
-                values[name] = out
-            yield dnu.normalize(dn_text), values
-    except InputError as exc:
-        if exc.line is None:
-            raise _locate(source) or InputError(exc.message, source=source,
-                                                line=parser.line_counter) from None
-        raise
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise _locate(source) or InputError(f"malformed LDIF: {exc}", source=source,
-                                            line=parser.line_counter) from None
+    binaries: dict[str, bool] = {}
+    for record in entry_records(decode(stream.read(), source), source):
+        dn_text = record.dn
+        if not dn_text or dn_text.startswith("@"):
+            # the rootDSE ("" or Samba's @ROOTDSE) and ldb's other special records
+            root: dict[str, list[Value]] = {}
+            for _, name, value in record.fields:
+                root.setdefault(name.lower(), []).append(_text_value(value, False))
+            yield ("" if dn_text.upper() in ("", "@ROOTDSE") else dn_text), root
+            continue
+        try:
+            key = dnu.normalize(dn_text)  # extended form accepted
+        except InputError as exc:
+            raise InputError(exc.message, source=source, line=record.number) from None
+        values: dict[str, list[Value]] = {}
+        spelled: dict[str, str] = {}
+        for _, name, value in record.fields:
+            lower = name.lower()
+            name = spelled.setdefault(lower, name)
+            binary = binaries.get(lower)
+            if binary is None:
+                binary = binaries[lower] = schema.is_binary(lower)
+            values.setdefault(name, []).append(_text_value(value, binary))
+        yield key, values
 
 
-def _locate(path: str) -> InputError | None:
-    """The exact bad line of a malformed export (the `ldif` package only knows the
-    record): re-read the file with exdir's own line-aware LDIF reader."""
-    from .ldif_in import line_error
-
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    def check_dn(value: str) -> None:
-        if not value.startswith("@"):
-            dnu.split(value)  # InputError when malformed
-
-    return line_error(text, path, check_dn=check_dn)
+def _text_value(value: Value, binary: bool) -> Value:
+    """A value as loaded: bytes for binary attributes and for base64 that is not UTF-8
+    text, else str (a plain value loses trailing spaces, as the `ldif` package did)."""
+    if isinstance(value, bytes):
+        if binary:
+            return value
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    value = value.rstrip(" ")
+    return value.encode("utf-8") if binary else value
 
 
 def _domain_root(keys: Iterable[str]) -> str:
@@ -670,17 +686,36 @@ def _domain_root(keys: Iterable[str]) -> str:
     return max(counts.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
 
 
-def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
+def open_ldif(path: str, warn: Warn = _stderr, *, lock: bool | None = None,
+              wait_lock: float = 5.0) -> LdifDirectory:
     """Load an LDIF export into ldap3's in-memory server.
 
     Accepts what ldifde writes: `changetype: add` lines, folding, base64, children
     before parents, partial exports (missing parents are implied and reported),
     extended-form DNs, attributes no schema knows (kept as opaque strings).
+
+    Only a regular file is read (a FIFO, a device, a folder: exit 2, nothing read).
+    lock: None takes no lock (a library caller; save() still locks and checks),
+    False holds a shared lock until close() (read-only commands), True an exclusive
+    one (a command that will --apply: its whole read-plan-write).  Another holder is
+    waited for up to wait_lock seconds, then Refused (exit 1) naming it.
     """
+    held = files.open_held(path, lock, wait_lock)
     try:
-        stream = open(path, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot read LDIF file: {exc.strerror}", source=path) from None
+        directory = _load_ldif(path, warn, held)
+    except BaseException:
+        held.release()
+        raise
+    if lock is None:
+        held.release()  # the fingerprint is kept; save() locks again
+        directory._held = None
+    directory._wait_lock = wait_lock
+    return directory
+
+
+def _load_ldif(path: str, warn: Warn, held: files.HeldFile) -> LdifDirectory:
+    """open_ldif's reading: the records, through the held file's hashing reader."""
+    stream = held.reader()
     with stream:
         records: list[tuple[str, dict[str, list[Value]]]] = []
         seen: set[str] = set()
@@ -696,6 +731,8 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
                 raise InputError(f"{key} appears twice", source=path)
             seen.add(key.lower())
             records.append((key, values))
+    if not records:  # nothing to be a directory of (empty, comments, a rootDSE only)
+        raise InputError("no entries", source=path)
     unknown_attrs = sorted({name for _, vals in records for name in vals
                             if not schema.known_to_mock(name) and name.lower() != "objectclass"},
                            key=str.lower)
@@ -721,9 +758,9 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
         entry = CaseInsensitiveDict()
         for name, vals in values.items():
             entry[name] = [encode(v) for v in vals]
-        rdn_attr, rdn_val = dnu.split(key)[0]
-        if rdn_attr not in entry:
-            entry[rdn_attr] = [rdn_val.encode("utf-8")]
+        for rdn_attr, rdn_val in dnu.rdn_avas(key):
+            if rdn_attr not in entry:
+                entry[rdn_attr] = [rdn_val.encode("utf-8")]
         entry["entryDN"] = [key.encode("utf-8")]
         dit[key] = entry
         order.append(key)
@@ -739,9 +776,9 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
             implied.add(parent)
             parent = dnu.parent(parent)
     for anc in sorted(implied, key=dnu.depth):
-        attr, val = dnu.split(anc)[0]
         entry = CaseInsensitiveDict()
-        entry[attr] = [val.encode("utf-8")]
+        for attr, val in dnu.rdn_avas(anc):
+            entry[attr] = [val.encode("utf-8")]
         entry["objectClass"] = [b"top"]
         entry["entryDN"] = [anc.encode("utf-8")]
         dit[anc] = entry
@@ -757,7 +794,8 @@ def open_ldif(path: str, warn: Warn = _stderr) -> LdifDirectory:
     naming = NamingContexts(domain=domain, configuration=config,
                             schema=schema_nc if schema_nc and schema_nc in dit else None,
                             all=tuple(x for x in (domain, config) if x))
-    return LdifDirectory(path, connection, order, implied, naming)
+    return LdifDirectory(path, connection, order, implied, naming, held=held,
+                         fingerprint=held.fingerprint(), warn=warn)
 
 
 # ======================================================================================
@@ -965,16 +1003,48 @@ def _first(value: object) -> str | None:
 
 def read_password(password_file: str | None, environ: Mapping[str, str] = os.environ
                   ) -> str | None:
-    """The bind password from a file (one trailing newline ignored) or EXDIR_PASSWORD."""
+    """The bind password from a file or EXDIR_PASSWORD.
+
+    A file loses every trailing CR and LF (editors add one, `echo` another, Windows
+    CRLF): none of them can be meant, since LDAP passwords cannot hold control
+    characters.  An empty file, or a control character inside the password, is
+    refused in plain words here rather than as ldap3's "SASLprep error" or "password
+    is mandatory in simple bind"; the password itself is never shown.
+    """
     if password_file:
         try:
-            with open(password_file, encoding="utf-8") as fh:
-                text = fh.read()
+            with open(password_file, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise InputError(f"cannot read password file: {exc.strerror}",
                              source=password_file) from None
-        return text[:-1] if text.endswith("\n") else text
-    return environ.get("EXDIR_PASSWORD")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("the password file is not UTF-8 text",
+                             source=password_file) from None
+        text = text.rstrip("\r\n")
+        if not text:
+            raise InputError("the password file is empty", source=password_file)
+        check_password(text, "the password file", source=password_file)
+        return text
+    from_env = environ.get("EXDIR_PASSWORD")
+    if from_env:
+        check_password(from_env, "EXDIR_PASSWORD")
+    return from_env
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_password(password: str, where: str = "the password", *,
+                   source: str | None = None) -> None:
+    """InputError when the password holds a control character (a line break or tab in
+    the middle of a password file, say): ldap3's SASLprep refuses them with its own
+    jargon, and a plain refusal naming where the password came from is clearer."""
+    if _CONTROL_CHARACTER.search(password):
+        raise InputError(f"{where} holds a control character (a line break or tab inside "
+                         "the password?): LDAP passwords cannot contain one", source=source)
 
 
 AUTH_METHODS = ("simple", "ntlm")
@@ -1019,7 +1089,7 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
     from urllib.parse import urlsplit
 
     from ldap3 import NONE, NTLM, SIMPLE, Tls
-    from ldap3.core.exceptions import LDAPSessionTerminatedByServerError
+    from ldap3.core.exceptions import LDAPSessionTerminatedByServerError, LDAPStartTLSError
 
     if auth not in AUTH_METHODS:
         raise InputError(f"unknown --auth {auth!r} (simple or ntlm)")
@@ -1032,6 +1102,12 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
                 "NTLM is not available here: this Python's hashlib has no MD4 (OpenSSL 3 "
                 "keeps it in the legacy provider); bind with --auth simple over ldaps:// "
                 "or --starttls instead")
+    _check_port(url)
+    if password:
+        check_password(password)
+    elif bind_dn and auth == "simple":
+        raise InputError(f"--bind-dn {bind_dn} needs a password "
+                         "(--password-file or EXDIR_PASSWORD)")
     tls = None
     if url.lower().startswith("ldaps://") or starttls:
         tls = Tls(validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
@@ -1045,8 +1121,15 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
         connection.open(read_server_info=False)
         if connection.closed:
             raise ConnectionFailed(f"cannot reach {url}")
-        if starttls and not connection.start_tls(read_server_info=False):
-            raise ConnectionFailed(f"{url}: StartTLS failed")
+        if starttls:
+            try:
+                started = connection.start_tls(read_server_info=False)
+            except LDAPStartTLSError:
+                started = False
+            if not started:
+                raise ConnectionFailed(f"{url}: the server refused StartTLS (it has no TLS "
+                                       "certificate set up?): use ldaps:// if it offers that, "
+                                       "or have TLS enabled on the server")
         if bind_dn or password:
             try:
                 bound = connection.bind(read_server_info=False)
@@ -1078,5 +1161,24 @@ def open_url(url: str, bind_dn: str | None = None, password: str | None = None, 
                 f"{url}: the server's certificate could not be verified (self-signed, or "
                 "issued by a CA not trusted here): give --ca-file with the CA that issued "
                 "it, or --insecure to skip verification") from None
+        if "socket ssl wrapping error" in text:
+            raise ConnectionFailed(
+                f"{url}: the TLS handshake failed: the server closed the connection or does "
+                "not speak TLS on this port (ldaps:// needs the TLS port, usually 636)") from None
         raise ConnectionFailed(f"cannot reach {url}: {text}") from None
     return LdapDirectory(url, connection)
+
+
+def _check_port(url: str) -> None:
+    """InputError for a URL whose port is no port (ldap3 says "Source port must in
+    range", or raises on a word)."""
+    from urllib.parse import urlsplit
+
+    if "://" not in url:
+        return
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise InputError(f"{url}: the port must be a number from 1 to 65535")

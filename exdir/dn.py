@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Sequence
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import escape_rdn, parse_dn
@@ -58,8 +59,45 @@ def unescape(value: str) -> str:
     return hexes(value)
 
 
+class Rdn(tuple):  # type: ignore[type-arg]
+    """A multi-valued RDN (`CN=a+SN=b`) among split()'s parts.
+
+    It unpacks as its first (attribute, value), as a single-valued RDN does, so that
+    `attr, value = split(dn)[0]` keeps working; `avas` holds every AVA, build() writes
+    them all back joined by '+', and equality and hashing see every AVA (it is never
+    equal to its first AVA alone).  Single-valued RDNs stay plain tuples.
+    """
+
+    avas: tuple[tuple[str, str], ...]
+
+    def __new__(cls, avas: Sequence[tuple[str, str]]) -> "Rdn":
+        self = super().__new__(cls, avas[0])
+        self.avas = tuple(avas)
+        return self
+
+    def __getnewargs__(self) -> tuple[tuple[tuple[str, str], ...]]:  # type: ignore[override]
+        return (self.avas,)  # copy and pickle rebuild it from every AVA
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, tuple) and self.avas == _avas(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.avas)
+
+    def __repr__(self) -> str:
+        return f"Rdn({self.avas!r})"
+
+
+def _avas(part: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return part.avas if type(part) is Rdn else (part,)  # type: ignore[attr-defined]
+
+
 def split(dn: str) -> list[tuple[str, str]]:
-    """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first (a new list)."""
+    """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first (a new list);
+    a multi-valued RDN is one Rdn part."""
     return list(_split(dn))
 
 
@@ -67,22 +105,33 @@ def split(dn: str) -> list[tuple[str, str]]:
 def _split(dn: str) -> tuple[tuple[str, str], ...]:
     """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first.
 
-    Multi-valued RDNs (`CN=a+OU=b`) are kept as one pair per component; exdir's
-    data never uses them, but they parse.  Raises InputError on a malformed DN.
+    A multi-valued RDN (`CN=a+SN=b`) is one part, an Rdn holding every AVA: ldap3's
+    parse_dn reports the separator after each AVA, and '+' joins AVAs of one RDN where
+    ',' starts the next (splitting on both made `CN=a` a child of an invented
+    `SN=b,...`).  Raises InputError on a malformed DN.
     """
     text = strip_extended(dn)
     if not text:
         return ()
     try:
-        parts = [(attr, value) for attr, value, _sep in parse_dn(text, escape=False, strip=True)]
+        components = parse_dn(text, escape=False, strip=True)
     except (LDAPInvalidDnError, IndexError, ValueError) as exc:
         # ldap3 refuses an unescaped '=' or a '#' inside a value, which RFC 4514 allows
         # and Active Directory writes; accept those, refuse what is really broken
-        lenient = _lenient_parts(text)
+        lenient = lenient_parts(text)
         if lenient is None:
             raise InputError(f"malformed DN {dn!r}: {exc}") from None
-        parts = lenient
-    return tuple((attr, unescape(_strip_value(value))) for attr, value in parts)
+        components = lenient
+    parts: list[tuple[str, str]] = []
+    avas: list[tuple[str, str]] = []
+    for attr, value, separator in components:
+        avas.append((attr, unescape(_strip_value(value))))
+        if separator != "+":
+            parts.append(avas[0] if len(avas) == 1 else Rdn(avas))
+            avas = []
+    if avas:  # a trailing '+' names no AVA
+        raise InputError(f"malformed DN {dn!r}: nothing after '+'")
+    return tuple(parts)
 
 
 def _strip_value(value: str) -> str:
@@ -94,11 +143,6 @@ def _strip_value(value: str) -> str:
 
 
 _ATTR_TYPE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)\s*$")
-
-
-def _lenient_parts(text: str) -> list[tuple[str, str]] | None:
-    parts = lenient_parts(text)
-    return None if parts is None else [(attr, value) for attr, value, _sep in parts]
 
 
 def lenient_parts(text: str) -> list[tuple[str, str, str]] | None:
@@ -131,8 +175,11 @@ def lenient_parts(text: str) -> list[tuple[str, str, str]] | None:
 
 
 def build(parts: list[tuple[str, str]]) -> str:
-    """A DN from (attribute, value) pairs, values escaped as RFC 4514 asks."""
-    return ",".join(f"{attr}={escape_rdn(value)}" for attr, value in parts)
+    """A DN from (attribute, value) pairs, values escaped as RFC 4514 asks; an Rdn part
+    is written whole, its AVAs joined by '+'."""
+    return ",".join(f"{p[0]}={escape_rdn(p[1])}" if type(p) is not Rdn
+                    else "+".join(f"{a}={escape_rdn(v)}" for a, v in _avas(p))
+                    for p in parts)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -151,6 +198,13 @@ def rdn(dn: str) -> str:
     """The leaf RDN as `CN=value` (escaped)."""
     parts = split(dn)
     return build(parts[:1])
+
+
+def rdn_avas(dn: str) -> list[tuple[str, str]]:
+    """Every (attribute, unescaped value) of the leaf RDN: one, or several for a
+    multi-valued RDN (the naming values an entry must hold)."""
+    parts = _split(dn)
+    return list(_avas(parts[0])) if parts else []
 
 
 def rdn_value(dn: str) -> str:
@@ -176,7 +230,12 @@ def is_within(dn: str, base: str) -> bool:
     if len(d) < len(b):
         return False
     tail = d[len(d) - len(b):] if b else []
-    return [(a.lower(), v.lower()) for a, v in tail] == [(a.lower(), v.lower()) for a, v in b]
+    return [_fold(p) for p in tail] == [_fold(p) for p in b]
+
+
+def _fold(part: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    """An RDN part as compared: every AVA, lower case."""
+    return tuple((a.lower(), v.lower()) for a, v in _avas(part))
 
 
 def rebase(dn: str, old_base: str, new_base: str) -> str:

@@ -49,6 +49,44 @@ class Refused(ExdirError):
     exit_code = 1
 
 
+class FileWriteError(ExdirError):
+    """A file exdir writes (undo, journal, report, the saved LDIF) could not be written:
+    disk full, permissions, a folder removed meanwhile.  `path` names the file; the
+    message says in plain words what is left as it was (exit 2 unless a caller knows
+    better, e.g. after a successful apply)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived (raised by the CLI's signal handler).
+
+    A BaseException, like KeyboardInterrupt, so `except Exception` does not swallow it
+    while every `finally` (temporary files removed, locks released, rollback) still
+    runs; the CLI then exits 128 + signal number with one line on stderr."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 class DirectoryError(ExdirError):
     """A directory operation failed; the message names the result in plain words."""
 

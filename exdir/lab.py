@@ -19,6 +19,7 @@ so every output loads into the lab slapd as well as into the in-memory directory
 from __future__ import annotations
 
 import base64
+import io
 import math
 import random
 import unicodedata
@@ -727,14 +728,23 @@ def _mailbox_chunks(layout: Layout, rng: random.Random, servers: Sequence[Server
 def write(path_or_file: Union[str, Path, IO[str]], mailboxes: int, org: str = "Fabrikam",
           admin_groups: int = 2, dcs: int = 1, adc: bool = False, seed: int = 0,
           domain: str = "DC=fabrikam,DC=com") -> int:
-    """Write generate(...) to a path (UTF-8) or an open text file; returns characters written."""
+    """Write generate(...) to a path (UTF-8) or an open text file; returns characters written.
+
+    A path must not exist yet (PathExists, exit 2: a lab file is never overwritten in
+    place) and is written through a temporary file linked into place at the end
+    (exdir.files.new_file), so a killed run leaves no truncated file that would load."""
     chunks = generate(mailboxes, org=org, admin_groups=admin_groups, dcs=dcs, adc=adc,
                       seed=seed, domain=domain)
     written = 0
     if isinstance(path_or_file, (str, Path)):
-        with open(path_or_file, "w", encoding="utf-8", newline="\n") as f:
+        from .files import new_file
+
+        with new_file(str(path_or_file), "output file") as raw:
+            f = io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=False)
             for chunk in chunks:
                 written += f.write(chunk)
+            f.flush()
+            f.detach()  # new_file closes the file itself
         return written
     for chunk in chunks:
         written += path_or_file.write(chunk)

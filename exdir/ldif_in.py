@@ -16,8 +16,9 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Callable, TypeVar, cast
+from typing import Callable, Iterator, NamedTuple, TypeVar, cast
 
 from .errors import InputError
 from .plan import (Add, Change, Delete, InvalidChange, Mod, Modify, ModOp, Plan, Rename, Value,
@@ -25,13 +26,14 @@ from .plan import (Add, Change, Delete, InvalidChange, Mod, Modify, ModOp, Plan,
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.;-]*")
+_NAME_COLON = re.compile(r"([A-Za-z0-9][A-Za-z0-9.;-]*):")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """One logical (unfolded) line and the 1-based number of its first physical line."""
+class _Line(NamedTuple):
+    """One logical (unfolded) line and the 1-based number of its first physical line.
+
+    (A NamedTuple, not a frozen dataclass: an export has hundreds of thousands.)"""
 
     number: int
     text: str
@@ -41,13 +43,23 @@ class _Line:
         return self.text.startswith("#")
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
+class _Field(NamedTuple):
     """`name: value` of one line; value is bytes where the line was base64."""
 
     number: int
     name: str
     value: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """One record of an entry file: the number of its `dn:` line, the DN as written, and
+    every other line as (line number, attribute name as written, value) in file order;
+    a value is bytes where its line was base64."""
+
+    number: int
+    dn: str
+    fields: tuple[tuple[int, str, Value], ...]
 
 
 class _Reader:
@@ -61,36 +73,46 @@ class _Reader:
 
     def logical_lines(self, text: str) -> list[_Line | None]:
         """Unfolded lines; None stands for a blank line (a record separator)."""
-        pending: list[tuple[int, list[str]] | None] = []  # pieces joined once: no quadratic copies
+        return list(self.iter_logical_lines(text))
+
+    def iter_logical_lines(self, text: str) -> Iterator[_Line | None]:
+        """logical_lines one at a time (an export is large: its lines are not all held)."""
         if text.startswith("\ufeff"):
             text = text[1:]
         physical = text.split("\n")
         if physical and physical[-1] == "":
             physical.pop()
-        for number, raw in enumerate(physical, start=1):
+        number, pieces = 0, None  # the line being unfolded; pieces joined once
+        for n, raw in enumerate(physical, start=1):
             line = raw[:-1] if raw.endswith("\r") else raw
             if "\r" in line:
-                raise self.error(number, "a carriage return inside a line (base64-encode such values)")
+                raise self.error(n, "a carriage return inside a line (base64-encode such values)")
             if line.startswith(" "):
-                previous = pending[-1] if pending else None
-                if previous is None:
-                    raise self.error(number, "a continuation line (starting with a space) "
-                                             "with no line before it to continue")
-                previous[1].append(line[1:])
-            elif line == "":
-                pending.append(None)
+                if pieces is None:
+                    raise self.error(n, "a continuation line (starting with a space) "
+                                        "with no line before it to continue")
+                pieces.append(line[1:])
+                continue
+            if pieces is not None:
+                yield _Line(number, "".join(pieces))
+                pieces = None
+            if line == "":
+                yield None
             else:
-                pending.append((number, [line]))
-        return [None if p is None else _Line(p[0], "".join(p[1])) for p in pending]
+                number, pieces = n, [line]
+        if pieces is not None:
+            yield _Line(number, "".join(pieces))
 
     def field(self, line: _Line) -> _Field:
         """Split `name: value`, `name:: base64` or `name:< url` (refused)."""
-        text = line.text
-        m = _NAME.match(text)
-        if m is None or m.end() >= len(text) or text[m.end()] != ":":
-            raise self.error(line.number, f"expected 'attribute: value', found {_show(text)}")
-        name = m.group(0)
-        rest = text[m.end() + 1:]
+        number, text = line
+        m = _NAME_COLON.match(text)
+        if m is None:
+            raise self.error(number, f"expected 'attribute: value', found {_show(text)}")
+        name = m.group(1)
+        rest = text[m.end():]
+        if not rest or rest[0] not in ":<":
+            return _Field(number, name, rest.lstrip(" "))
         if rest.startswith(":"):
             encoded = rest[1:].strip(" ")
             try:
@@ -269,6 +291,34 @@ class _Reader:
             self.build(superior.number, lambda: canonical_dn(new_superior or ""))
         return self.build(number, lambda: Rename(dn, new_rdn, new_superior, reason))
 
+    def entry(self, block: list[_Line]) -> EntryRecord:
+        """One record of an entry file (an export): `dn:`, then attribute lines only."""
+        head = self.field(block[0])
+        if head.name.lower() != "dn":
+            if _is_version(block[0].text):
+                raise self.error(head.number, "'version:' must be the first line of the file")
+            raise self.error(head.number, f"expected 'dn:' to start a record, found '{head.name}:'")
+        dn = self.text_of(head)
+        if dn.startswith("@"):
+            return EntryRecord(head.number, dn, ())  # ldb's own records: not LDAP attributes
+        fields: list[tuple[int, str, Value]] = []
+        for ln in block[1:]:
+            if _is_dash(ln):
+                raise self.error(ln.number, "'-' belongs in modify records (exdir apply), "
+                                            "not in an export")
+            f = self.field(ln)
+            if f.name.lower() == "dn":
+                raise self.error(ln.number, "'dn:' inside a record: records must be separated "
+                                            "by a blank line")
+            if f.name.lower() == "changetype":
+                kind = self.text_of(f).strip()
+                if kind.lower() != "add":  # ldifde writes `changetype: add`: an entry still
+                    raise self.error(f.number, f"{_show(dn)}: changetype {_show(kind)} in an "
+                                               "export (use `exdir apply` for change files)")
+                continue
+            fields.append((f.number, f.name, f.value))
+        return EntryRecord(head.number, dn, tuple(fields))
+
     def build(self, number: int, make: Callable[[], T]) -> T:
         """Construct a change or block; its validation errors name `number`."""
         try:
@@ -297,23 +347,45 @@ def parse(text: str, source: str = "<plan>") -> Plan:
     return Plan(tuple(changes))
 
 
-def line_error(text: str, source: str, check_dn: Callable[[str], None]) -> InputError | None:
-    """The first malformed line of an entry file (a line that is not `name: value`,
-    bad base64, a bad DN), as an InputError naming it; None if every line reads."""
+def entry_records(text: str, source: str) -> Iterator[EntryRecord]:
+    """The records of an entry file (an LDIF export), one at a time.
+
+    The same reader as plans, so that `--ldif` and `exdir apply` agree on the grammar:
+    `version: 1` only and only first, a BOM, comments, folding, strict base64, `:<`
+    refused (nothing is ever fetched), errors naming the bad line itself.  Records of
+    ldb's special DNs (`@...`) come with no fields.
+    """
     reader = _Reader(source)
+    block: list[_Line] = []
+    first = True
+    for line in chain(reader.iter_logical_lines(text), (None,)):
+        if line is not None:
+            if not line.comment:
+                block.append(line)
+            continue
+        if first and block and _is_version(block[0].text):
+            reader.check_version(block[0])
+            del block[0]
+        if block:
+            first = False
+            yield reader.entry(block)
+            block = []
+
+
+def decode(data: bytes, source: str) -> str:
+    """LDIF bytes as text: UTF-8 (with or without BOM), or UTF-16 with BOM as ldifde -u
+    writes; InputError naming the line of the first byte that is neither."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError("not valid UTF-16 text", source=source) from None
     try:
-        for line in reader.logical_lines(text):
-            if line is None or line.comment or _is_dash(line):
-                continue
-            f = reader.field(line)
-            if f.name.lower() == "dn":
-                try:
-                    check_dn(reader.text_of(f))
-                except InputError as exc:
-                    raise reader.error(f.number, exc.message) from None
-    except InputError as exc:
-        return exc
-    return None
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text (base64-encode binary values)",
+                         source=source, line=line) from None
 
 
 def read_plan(path: str | Path) -> Plan:
@@ -323,16 +395,4 @@ def read_plan(path: str | Path) -> Plan:
         data = p.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror}") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError("not valid UTF-16 text", source=str(p)) from None
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            raise InputError("not UTF-8 text (base64-encode binary values)",
-                             source=str(p), line=line) from None
-    return parse(text, str(p))
+    return parse(decode(data, str(p)), str(p))

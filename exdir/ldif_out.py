@@ -22,13 +22,19 @@ WIDTH = 76
 """Longest physical line written (comments with a longer word excepted)."""
 
 
+_LONG_SPACES = " " * (WIDTH // 2)
+"""A run of spaces this long may leave fold no break that keeps a character besides
+spaces on each side within WIDTH: such values go base64."""
+
+
 def _safe(text: str) -> bool:
     """True where text may be written as is: printable ASCII, not starting with
     space, ':' or '<', not ending with space (RFC 2849 SAFE-STRING, and stricter:
-    no control characters at all, so no tool can mangle it)."""
+    no control characters at all, DEL included, so no tool can mangle it; no run of
+    spaces half a line long, which no fold could keep off a line's end)."""
     if not text:
         return True
-    if text[0] in " :<" or text[-1] == " ":
+    if text[0] in " :<" or text[-1] == " " or _LONG_SPACES in text:
         return False
     return all(" " <= c <= "~" for c in text)
 
@@ -50,7 +56,12 @@ def fold(line: str, width: int = WIDTH) -> list[str]:
     """Split a logical line into physical lines of at most `width` characters.
 
     Continuation lines start with one space.  A break is moved left rather than
-    leave a physical line ending in a space, which editors like to strip.
+    leave a physical line ending in a space, which editors like to strip: each
+    piece ends in a character that is not a space, so a continuation line is never
+    only spaces (an editor would make it an empty line, which ends the record).
+    Where a run of spaces leaves no such break within `width`, the break moves
+    right, past the run: the line is longer, never wrong (value_line base64s the
+    values that would need it, so exdir's own output keeps the width).
     """
     if len(line) <= width:
         return [line]
@@ -58,8 +69,14 @@ def fold(line: str, width: int = WIDTH) -> list[str]:
     start, room = 0, width
     while len(line) - start > room:
         cut = start + room
-        while cut > start + 1 and line[cut - 1] == " ":
+        while cut > start and line[cut - 1] == " ":
             cut -= 1
+        if cut == start:  # spaces only up to the width: end the piece after the run
+            cut = start + room
+            while cut < len(line) and line[cut - 1] == " ":
+                cut += 1
+            if cut >= len(line):
+                break
         out.append(line[start:cut] if not out else " " + line[start:cut])
         start, room = cut, width - 1
     out.append(line[start:] if not out else " " + line[start:])

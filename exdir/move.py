@@ -20,6 +20,7 @@ from .errors import InputError, Refused
 from .legacydn import has_prefix, rewrite, same
 from .plan import Mod, Modify, Plan
 from .rename import x500_of
+from .text import decode_text
 from .topology import DOWNLEVEL, VERSIONS, ExchangeServer, Store, Topology
 
 WIRELESS = ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")
@@ -72,8 +73,19 @@ class MovePlan:
 
 # --- the target ------------------------------------------------------------------------
 
+ASSUMABLE = VERSIONS[:-1]  # what --assume-version accepts: every class but "unknown"
+
+
 def resolve_store(topology: Topology, text: str, assume_version: str | None = None) -> Target:
-    """STORE: a store DN, `SERVER/STORAGE GROUP/STORE`, or a store name used once."""
+    """STORE: a store DN, `SERVER/STORAGE GROUP/STORE`, a store name used once, or a
+    server name where that server has exactly one mailbox store (as the Move Mailbox
+    wizard offers it); a server with several is refused, listing them.
+
+    --assume-version is checked whether or not it is needed: a typo must not pass
+    silently today and change the wireless rule the day a serialNumber goes missing."""
+    if assume_version is not None and assume_version not in ASSUMABLE:
+        raise InputError(f"--assume-version {assume_version!r}: give one of "
+                         + ", ".join(ASSUMABLE))
     candidates: list[Store]
     if "=" in text and "," in text:
         found = topology.by_dn(text)
@@ -85,10 +97,10 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
                       and dnu.rdn_value(s.storage_group or "").lower() == sg
                       and names.get(s.server.lower()) == srv]
     else:
-        candidates = topology.stores_named(text)
+        candidates = topology.stores_named(text) or _server_stores(topology, text)
     if not candidates:
         raise InputError(f"no mailbox store {text!r} (give a store DN, SERVER/STORAGE GROUP/"
-                         "STORE, or a store name used once)")
+                         "STORE, a store name used once, or a server with one mailbox store)")
     if len(candidates) > 1:
         raise InputError(f"store name {text!r} is ambiguous: "
                          + "; ".join(_store_label(topology, s) for s in candidates))
@@ -102,11 +114,11 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
     version = server.version
     if version == "unknown":
         if not assume_version:
-            raise Refused(f"the version of {server.name} is unknown (serialNumber "
-                          f"{server.serial!r}): the wireless rule depends on it; give "
-                          "--assume-version 5.5|2000|2003|2007+")
-        if assume_version not in VERSIONS[:-1]:
-            raise InputError(f"--assume-version {assume_version!r}: one of 5.5, 2000, 2003, 2007+")
+            what = (f"the server {server.name} has no serialNumber" if not server.serial else
+                    f"the serialNumber of {server.name} ({server.serial!r}) names no "
+                    "Exchange version")
+            raise Refused(f"{what}: the wireless rule depends on the version; give "
+                          "--assume-version " + "|".join(ASSUMABLE))
         version = assume_version
     if not server.legacy_dn:
         raise InputError(f"{server.name} has no legacyExchangeDN: msExchHomeServerName would "
@@ -117,6 +129,23 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
     return Target(store, server, mta.dn, version)
 
 
+def _server_stores(topology: Topology, name: str) -> list[Store]:
+    """The one mailbox store of the server called name; [] when no server has that name.
+
+    InputError when the server has several mailbox stores (listed, to pick one) or none."""
+    server = next((s for s in topology.servers if s.name.lower() == name.lower()), None)
+    if server is None:
+        return []
+    key = dnu.key(server.dn)
+    stores = [s for s in topology.stores if not s.public and dnu.key(s.server) == key]
+    if len(stores) > 1:
+        raise InputError(f"the server {server.name} has {len(stores)} mailbox stores: give one "
+                         "of " + "; ".join(_store_label(topology, s) for s in stores))
+    if not stores:
+        raise InputError(f"the server {server.name} has no mailbox store")
+    return stores
+
+
 def _store_label(topology: Topology, store: Store) -> str:
     server = topology.server_of(store.dn)
     sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
@@ -125,16 +154,20 @@ def _store_label(topology: Topology, store: Store) -> str:
 
 # --- identities ----------------------------------------------------------------------------
 
-def read_identities(path: str, stdin_text: str | None = None) -> list[str]:
-    """--from-file: one identity per line; blank lines and `#` comments skipped; `-` stdin."""
+def read_identities(path: str, stdin: bytes | str | None = None) -> list[str]:
+    """--from-file: one identity per line; blank lines and `#` comments skipped; `-` stdin
+    (its bytes, or text already decoded).  UTF-8 or UTF-16 with a byte-order mark, as
+    editors save it; anything else is refused naming the line (text.decode_text)."""
     if path == "-":
-        text = stdin_text if stdin_text is not None else ""
+        data = stdin if stdin is not None else b""
+        text = data if isinstance(data, str) else decode_text(data, "standard input")
     else:
         try:
-            with open(path, encoding="utf-8-sig") as fh:
-                text = fh.read()
+            with open(path, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        text = decode_text(data, path)
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not
             ln.strip().startswith("#")]
 

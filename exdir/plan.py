@@ -62,10 +62,28 @@ DnKey: TypeAlias = tuple[RdnKey, ...]
 def _split(dn: str) -> tuple[tuple[str, ...], DnKey]:
     """(RDN texts leaf first, comparison key) of a DN; InvalidChange when malformed.
 
+    The texts keep the DN's own escapes; the key is case-insensitive and
+    escape-independent, as Active Directory compares names.
+    """
+    texts: list[str] = []
+    keys: list[RdnKey] = []
+    avas: list[str] = []
+    ava_keys: list[tuple[str, str]] = []
+    for attr, value, separator in _components(dn):
+        avas.append(f"{attr}={value}")
+        ava_keys.append((attr.lower(), unescape(value).lower()))
+        if separator != "+":
+            texts.append("+".join(avas))
+            keys.append(tuple(sorted(ava_keys)))
+            avas, ava_keys = [], []
+    return tuple(texts), tuple(keys)
+
+
+def _components(dn: str) -> list[tuple[str, str, str]]:
+    """(attribute, escaped value, separator after it) of every AVA; InvalidChange when malformed.
+
     ldap3's parser rejects either spaces around separators (strip=False) or an
-    escaped trailing space (strip=True), so both are tried.  The texts keep the
-    DN's own escapes; the key is case-insensitive and escape-independent, as
-    Active Directory compares names.
+    escaped trailing space (strip=True), so both are tried.
     """
     if not isinstance(dn, str) or not dn.strip():
         raise InvalidChange(f"empty or missing DN: {dn!r}")
@@ -80,18 +98,7 @@ def _split(dn: str) -> tuple[tuple[str, ...], DnKey]:
             if lenient is None:
                 raise InvalidChange(f"malformed DN {dn!r}: {exc}") from None
             components = [(attr, value.strip(), sep) for attr, value, sep in lenient]
-    texts: list[str] = []
-    keys: list[RdnKey] = []
-    avas: list[str] = []
-    ava_keys: list[tuple[str, str]] = []
-    for attr, value, separator in components:
-        avas.append(f"{attr}={value}")
-        ava_keys.append((attr.lower(), unescape(value).lower()))
-        if separator != "+":
-            texts.append("+".join(avas))
-            keys.append(tuple(sorted(ava_keys)))
-            avas, ava_keys = [], []
-    return tuple(texts), tuple(keys)
+    return list(components)
 
 
 def canonical_dn(dn: str) -> str:
@@ -501,43 +508,36 @@ class Plan:
         """The plan with each replace and value-less delete spelled out as delete-old/add-new.
 
         current(dn, attribute) gives an attribute's values in the directory before the
-        plan runs, `dn` being the entry's DN before the plan (see origins()).  Earlier
-        steps of this plan on the same attribute are taken into account.  A replace
-        that would change nothing disappears.
+        plan runs, `dn` being the entry's DN before the plan (see origins()).  Each
+        replace resolves against the values the plan's earlier steps leave (adds,
+        deletes, renames and their RDN values, earlier replaces), never the stale
+        pre-plan ones: an entry the plan adds is never looked up.  A replace that would
+        change nothing disappears.
         """
         if not any(isinstance(c, Modify) and any(m.needs_current for m in c.mods)
                    for c in self.changes):
             return self
         origins = self.origins()
-        # Only attributes that some replace needs are tracked through the plan.
+        # Only attributes that some replace needs are looked up and tracked through the plan.
         wanted = {(dn_key(o), m.attribute.lower()) for c, o in zip(self.changes, origins)
                   if isinstance(c, Modify) for m in c.mods if m.needs_current}
-        state: dict[tuple[DnKey, str], list[Value]] = {}
-
-        def values_of(origin: str, key: DnKey, attribute: str) -> list[Value]:
-            slot = (key, attribute.lower())
-            if slot not in state:
-                state[slot] = [canonical_value(attribute, v) for v in current(origin, attribute)]
-            return state[slot]
-
+        state = _PlannedValues(current, wanted)
         out: list[Change] = []
         for change, origin in zip(self.changes, origins):
-            key = dn_key(origin)
             if isinstance(change, Add):
-                for name, vals in change.attributes:
-                    if (key, name.lower()) in wanted:
-                        state[(key, name.lower())] = list(vals)
+                state.added(change)
             elif isinstance(change, Delete):
-                for slot in [s for s in wanted if s[0] == key]:
-                    state[slot] = []
+                state.deleted(change.dn)
+            elif isinstance(change, Rename):
+                state.renamed(change, origin)
             if not isinstance(change, Modify):
                 out.append(change)
                 continue
             mods: list[Mod] = []
             for mod in change.mods:
-                tracked = (key, mod.attribute.lower()) in wanted
-                held = values_of(origin, key, mod.attribute) if tracked else []
+                held = state.values(change.dn, origin, mod.attribute)
                 if mod.needs_current:
+                    assert held is not None  # a replace's own attribute is always wanted
                     if held:
                         mods.append(Mod("delete", mod.attribute, tuple(held)))
                     new = mod.values if mod.op == "replace" else ()
@@ -546,7 +546,7 @@ class Plan:
                     held[:] = list(new)
                 else:
                     mods.append(mod)
-                    if tracked:
+                    if held is not None:
                         _apply_values(held, mod)
             out.append(Modify(change.dn, tuple(mods), change.reason))
         return Plan(tuple(out))
@@ -567,6 +567,76 @@ class Plan:
                     change = Delete(change.dn, change.reason, old)
             out.append(change)
         return Plan(tuple(out))
+
+
+class _PlannedValues:
+    """The values entries hold at one point of a plan, for the attributes replaces need.
+
+    Keyed by the DN an entry has at that point: a rename moves the entry and its
+    subtree (and swaps its RDN value), so an entry the plan adds at a name another
+    entry left is another entry.  An entry the plan adds or deletes holds exactly
+    what the plan gave it; only entries the plan found are looked up, by their DN
+    before the plan (`origin`), the first time a wanted attribute is touched.
+    """
+
+    def __init__(self, current: Callable[[str, str], Sequence[Value]],
+                 wanted: set[tuple[DnKey, str]]) -> None:
+        self.current = current
+        self.wanted = wanted
+        self.known: dict[DnKey, dict[str, list[Value]]] = {}
+        self.made: set[DnKey] = set()  # entries whose every value the plan gave (added, deleted)
+
+    def values(self, dn: str, origin: str, attribute: str) -> list[Value] | None:
+        """The live list of values `attribute` of `dn` holds now; None when not tracked."""
+        key, name = dn_key(dn), attribute.lower()
+        entry = self.known.setdefault(key, {})
+        if name not in entry:
+            if key in self.made:
+                entry[name] = []
+            elif (dn_key(origin), name) in self.wanted:
+                entry[name] = [canonical_value(attribute, v) for v in self.current(origin, attribute)]
+            else:
+                return None
+        return entry[name]
+
+    def added(self, change: Add) -> None:
+        key = dn_key(change.dn)
+        self.known[key] = {name.lower(): list(values) for name, values in change.attributes}
+        self.made.add(key)
+
+    def deleted(self, dn: str) -> None:
+        key = dn_key(dn)
+        self.known[key] = {}
+        self.made.add(key)
+
+    def renamed(self, change: Rename, origin: str) -> None:
+        """The entry and its subtree now answer to the new DN; deleteoldrdn: 1 takes the
+        old RDN's values out of the entry and puts the new RDN's in."""
+        old, new = dn_key(change.dn), dn_key(change.new_dn)
+        known = {k: self.known.pop(k) for k in list(self.known) if _under(k, old)}
+        made = {k for k in self.made if _under(k, old)}
+        self.made -= made
+        for k in [k for k in self.known if _under(k, new)]:
+            del self.known[k]  # what stood at the new name, the plan deleted
+        self.made = {k for k in self.made if not _under(k, new)}
+        for k, entry in known.items():
+            self.known[k[:len(k) - len(old)] + new] = entry
+        self.made |= {k[:len(k) - len(old)] + new for k in made}
+        for attribute, value, _ in _components(rdn_and_parent(change.dn)[0]):
+            held = self.values(change.new_dn, origin, attribute)
+            if held is not None:
+                _apply_values(held, Mod("delete", attribute, (unescape(value),)))
+        for attribute, value, _ in _components(change.new_rdn):
+            held = self.values(change.new_dn, origin, attribute)
+            add = Mod("add", attribute, (unescape(value),))
+            if held is not None and value_key(attribute, add.values[0]) not in {
+                    value_key(attribute, v) for v in held}:
+                _apply_values(held, add)
+
+
+def _under(key: DnKey, base: DnKey) -> bool:
+    """True where `key` is `base` or below it."""
+    return len(key) >= len(base) and key[len(key) - len(base):] == base
 
 
 def _apply_values(held: list[Value], mod: Mod) -> None:

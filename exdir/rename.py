@@ -263,10 +263,12 @@ def find_object(directory: Directory, ident: str) -> Entry:
 
 
 def read_value_context(directory: Directory, entry: Entry, new_value: str) -> list[Entry]:
-    """Objects that already hold new_value, and those whose msExchHomeServerName is the
-    object's current value (a server's mailboxes): one search per partition."""
+    """Objects that already hold new_value (as legacyExchangeDN or as an X500 proxy), and
+    those whose msExchHomeServerName is the object's current value (a server's
+    mailboxes): one search per partition."""
     old = entry.text("legacyExchangeDN") or ""
-    terms = [f"(legacyExchangeDN={escape_filter_chars(new_value)})"]
+    terms = [f"(legacyExchangeDN={escape_filter_chars(new_value)})",
+             f"(proxyAddresses=X500:{escape_filter_chars(new_value)})"]
     if old:
         terms.append(f"(msExchHomeServerName={escape_filter_chars(old)})")
     return list(directory.search_partitions("(|" + "".join(terms) + ")", _READ))
@@ -282,6 +284,11 @@ def plan_set(entry: Entry, new_value: str, context: Sequence[Entry], naming: Nam
              and any(same(v, new_value) for v in e.texts("legacyExchangeDN"))]
     if taken:
         raise InputError(f"{new_value!r} is already the legacyExchangeDN of {taken[0].dn}")
+    proxied = [e for e in context if dnu.key(e.dn) != dnu.key(entry.dn)
+               and any(same(p, f"X500:{new_value}") for p in e.texts("proxyAddresses"))]
+    if proxied:
+        raise InputError(f"{new_value!r} is an X500 proxy of {proxied[0].dn}: two objects "
+                         "with one address misdeliver mail (`exdir x500 remove` it there first)")
     if old is not None and old == new_value:
         return Plan(())
     mods: list[Mod] = []

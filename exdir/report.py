@@ -8,7 +8,8 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from .apply import ApplyResult
-from .errors import InputError
+from .errors import ExdirError, FileWriteError, InputError
+from .files import check_new_path, shown, write_new
 from .move import MoveRecord
 
 
@@ -90,21 +91,41 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+class ReportNotWritten(FileWriteError):
+    """The report could not be written (its name taken meanwhile, disk full...).
+
+    Raised after the run it reports on, which may have written: the caller must still
+    say what the run did and name its undo file (`result.undo_file`); this is never
+    an internal error.  `path` is the report's name."""
+
+
 def write_report(path: str, result: ApplyResult,
                  moves: Sequence[MoveRecord] | None = None) -> None:
-    """Write the report; the extension chooses the format (.json or .xml)."""
+    """Write the report, created exclusively (exdir.files.write_new: an existing name,
+    a symlink or a device is never replaced); the extension chooses the format (.json
+    or .xml).  Any failure is ReportNotWritten, one plain line."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".json":
         text = json.dumps(as_dict(result, moves), indent=2, ensure_ascii=False) + "\n"
     elif ext == ".xml":
         text = as_xml(result, moves)
     else:
-        raise InputError(f"--report {path}: the name must end in .json or .xml")
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+        raise InputError(f"--report {shown(path)}: the name must end in .json or .xml")
+    try:
+        write_new(path, text.encode("utf-8"), "report")
+    except ExdirError as exc:
+        raise ReportNotWritten(f"the report was not written: {exc.message}",
+                               path=path) from None
+    except OSError as exc:  # pragma: no cover - write_new turns these into ExdirErrors
+        raise ReportNotWritten(f"the report {shown(path)} was not written: "
+                               f"{exc.strerror or exc}", path=path) from None
 
 
 def check_report_path(path: str | None) -> None:
-    """Refuse a bad --report name before anything runs."""
-    if path and os.path.splitext(path)[1].lower() not in (".json", ".xml"):
-        raise InputError(f"--report {path}: the name must end in .json or .xml")
+    """Refuse a bad --report name before anything runs (exit 2): not .json/.xml, an
+    existing file (of any kind), a missing folder."""
+    if path is None:
+        return
+    if os.path.splitext(path)[1].lower() not in (".json", ".xml"):
+        raise InputError(f"--report {shown(path)}: the name must end in .json or .xml")
+    check_new_path(path, "--report")

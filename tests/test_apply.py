@@ -6,6 +6,8 @@ state before the plan, compared entry by entry.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,7 +16,8 @@ import pytest
 
 from commands.main import main
 from exdir import dn as dnu
-from exdir.apply import run
+from exdir import apply as apply_engine
+from exdir.gates import Safety
 from exdir.directory import Directory, Entry
 from exdir.errors import DirectoryError
 from exdir.ldif_in import parse, read_plan
@@ -22,6 +25,10 @@ from exdir.ldif_out import render, value_line
 from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename
 from tests.labs import LDIF_SLAPD, Lab, same_state, sample_lab, undo_files
 from tests.plans import Faulty, fail_at, homes, mailboxes, mixed_plan, simulate, snapshot
+
+# The engine's own tests run in a lab with the ADC stopped: the safety gates have
+# their tests in tests/test_gates.py.
+run = partial(apply_engine.run, safety=Safety(lab=True, adc_stopped=True))
 
 
 @pytest.fixture(params=LDIF_SLAPD)
@@ -234,7 +241,7 @@ def unused_store(directory: Directory, step: Modify) -> str:
 
 # --- interrupted runs ----------------------------------------------------------------------
 
-def test_an_interrupted_plan_finishes_and_its_undo_rolls_back_everything(lab: Lab) -> None:
+def test_an_interrupted_plan_finishes_and_its_undo_rolls_back_what_it_wrote(lab: Lab) -> None:
     undo = lab.tmp / "undo.ldif"
     calls: list[tuple[int, int]] = []
     with lab.open() as d:
@@ -247,6 +254,7 @@ def test_an_interrupted_plan_finishes_and_its_undo_rolls_back_everything(lab: La
             write_by_hand(d, change)
         d.save()
     with lab.open() as d:
+        halfway = snapshot(d)
         result = run(d, plan, apply=True, undo_file=str(undo),
                      progress=lambda done, total: calls.append((done, total)))
     assert result.exit_code == 0, result.message
@@ -258,8 +266,12 @@ def test_an_interrupted_plan_finishes_and_its_undo_rolls_back_everything(lab: La
     with lab.open() as d:
         back = run(d, read_plan(undo), apply=True, undo_file=str(lab.tmp / "redo.ldif"))
     assert back.exit_code == 0, back.message
-    assert {s.outcome for s in back.steps} == {"applied"}  # all of it, the skipped steps too
-    same_state(before, lab.state())
+    # exactly what this run wrote: the steps done before it (by hand here) stay, and
+    # the undo file never inverts a step this run skipped
+    assert {s.outcome for s in back.steps} == {"applied"}
+    assert len(back.steps) == pending
+    same_state(halfway, lab.state())
+    assert halfway != before
 
 
 def test_an_interrupted_plan_file_whose_delete_was_done_still_finishes(lab: Lab) -> None:
@@ -275,7 +287,7 @@ def test_an_interrupted_plan_file_whose_delete_was_done_still_finishes(lab: Lab)
         for change in plan.changes[:cut]:
             write_by_hand(d, change)
         d.save()
-    code = main([*lab.options(), "-q", "apply", str(plan_file), "--apply",
+    code = main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--lab",
                  "--undo-file", str(lab.tmp / "undo.ldif")])
     assert code == 0
     same_state(expected, lab.state())
@@ -356,7 +368,7 @@ def test_replace_and_valueless_delete_are_resolved_so_the_undo_has_the_old_value
         "-", "",
         value_line("dn", ou), "changetype: modify", "delete: description", "", ""]),
         encoding="utf-8")
-    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply",
+    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--lab",
                  "--undo-file", str(undo)]) == 0
     after = lab.state()
     assert after[dnu.key(box.dn)]["displayname"] == [b"Renamed Person"]
@@ -366,7 +378,7 @@ def test_replace_and_valueless_delete_are_resolved_so_the_undo_has_the_old_value
             if isinstance(c, Modify) for m in c.mods if m.op == "add"}
     assert adds[(dnu.key(box.dn), "displayname")] == [old_name]
     assert sorted(adds[(dnu.key(ou), "description")]) == sorted(old_descriptions)
-    assert main([*lab.options(), "-q", "apply", str(undo), "--apply",
+    assert main([*lab.options(), "-q", "apply", str(undo), "--apply", "--lab",
                  "--undo-file", str(lab.tmp / "redo.ldif")]) == 0
     same_state(before, lab.state())
 
@@ -389,19 +401,19 @@ def test_cli_dry_run_apply_rerun_and_undo(lab: Lab, capsys: pytest.CaptureFixtur
     same_state(before, lab.state())
     assert not undo.exists()
 
-    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(undo)]) == 0
     out, err = capsys.readouterr()
     assert out == "" and f"applied {len(plan)} step(s)" in err and str(undo) in err
     same_state(expected, lab.state())
 
-    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "again.ldif")]) == 0
     _, err = capsys.readouterr()
     assert "already done" in err and "nothing was written" in err
     assert not (lab.tmp / "again.ldif").exists()
 
-    assert main([*lab.options(), "apply", str(undo), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(undo), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "redo.ldif")]) == 0
     same_state(before, lab.state())
 
@@ -419,9 +431,10 @@ def test_cli_failures_exit_3_and_4_naming_the_undo_file(
     real_open = context.Options.open
     fail = [3]
     monkeypatch.setattr(context.Options, "open",
-                        lambda self: Faulty(real_open(self), before_write=fail_at(*fail)))
+                        lambda self, write=False: Faulty(real_open(self, write=write),
+                                                         before_write=fail_at(*fail)))
     capsys.readouterr()
-    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(undo)]) == 3
     _, err = capsys.readouterr()
     assert "rolled back" in err and "injected failure at write 3" in err
@@ -429,13 +442,14 @@ def test_cli_failures_exit_3_and_4_naming_the_undo_file(
     assert lab.file_bytes() == original
 
     fail[:] = [3, 4]
-    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
+    undo = lab.tmp / "undo2.ldif"  # the first run's undo file is kept: never replaced
+    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(undo)]) == 4
     _, err = capsys.readouterr()
     assert f"exdir apply {undo} --apply" in err
     assert lab.file_bytes() == original
     fail[:] = []
-    assert main([*lab.options(), "apply", str(undo), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(undo), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "redo.ldif")]) == 0
     same_state(before, lab.state())
 
@@ -449,7 +463,7 @@ def test_reports_hold_steps_outcome_timings_and_refusals(
         number, step = first_delete(plan)
     plan_file.write_text(render(plan), encoding="utf-8")
     report = lab.tmp / f"report{suffix}"
-    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "undo.ldif"), "--report", str(report)]) == 0
     steps, outcome, timings, refusals = read_report(report)
     assert outcome == "applied"
@@ -469,7 +483,8 @@ def test_reports_hold_steps_outcome_timings_and_refusals(
         d.modify(change.dn, [Mod("delete", "homeMDB", added.values),
                              Mod("add", "homeMDB", ("CN=Elsewhere," + d.naming.domain,))])
         d.save()
-    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--undo-file",
+    report = lab.tmp / f"report2{suffix}"  # a report is never replaced
+    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "undo2.ldif"), "--report", str(report)]) == 1
     steps, outcome, timings, refusals = read_report(report)
     assert outcome == "refused"
@@ -500,7 +515,7 @@ def test_a_bad_report_name_exits_2_before_anything_runs(
         before = snapshot(d)
     original = lab.file_bytes()
     capsys.readouterr()
-    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "undo.ldif"), "--report", str(lab.tmp / "report.txt")]) == 2
     _, err = capsys.readouterr()
     assert ".json or .xml" in err and "Traceback" not in err
@@ -520,7 +535,7 @@ def test_a_malformed_plan_exits_2_naming_the_line(
     lines[bad] = "changetype: frobnicate"
     plan_file.write_text("\n".join(lines), encoding="utf-8")
     capsys.readouterr()
-    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*lab.options(), "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(lab.tmp / "undo.ldif")]) == 2
     _, err = capsys.readouterr()
     assert f"line {bad + 1}" in err and "frobnicate" in err and "Traceback" not in err

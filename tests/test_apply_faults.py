@@ -12,17 +12,24 @@ server committed) — the step that "failed" was made and must be undone too.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from exdir.apply import run
+from exdir import apply as apply_engine
+from exdir.gates import Safety
 from exdir.directory import Directory, open_ldif, open_url
 from tests.plans import (Faulty, Snapshot, differences, fail_at, mixed_plan, reply_lost_at,
                          slapd_state, snapshot)
 from tests.servers.slapd import MakeSlapd
+
+# The engine's own tests run in a lab with the ADC stopped: the safety gates have
+# their tests in tests/test_gates.py.
+run = partial(apply_engine.run, safety=Safety(lab=True, adc_stopped=True))
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "fabrikam.ldif"
 STEPS = 50

@@ -56,8 +56,8 @@ def wrap_open(monkeypatch: pytest.MonkeyPatch, **hooks: Callable[[int, str, str]
     opened: list[Faulty] = []
     original = Options.open
 
-    def faulty_open(self: Options) -> Directory:
-        opened.append(Faulty(original(self), **hooks))  # type: ignore[arg-type]
+    def faulty_open(self: Options, write: bool = False) -> Directory:
+        opened.append(Faulty(original(self, write=write), **hooks))  # type: ignore[arg-type]
         return opened[-1]
 
     monkeypatch.setattr(Options, "open", faulty_open)

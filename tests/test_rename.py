@@ -10,6 +10,8 @@ pin the exact LDIF for samples/fabrikam.ldif (reviewed record by record).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import io
 import tempfile
 from pathlib import Path
@@ -23,7 +25,8 @@ from hypothesis import strategies as st
 from exdir import dn as dnu
 from exdir import lab as labgen
 from exdir import schema
-from exdir.apply import run
+from exdir import apply as apply_engine
+from exdir.gates import Safety
 from exdir.checks import blocking, preflight
 from exdir.directory import Directory, Entry, open_ldif
 from exdir.errors import InputError
@@ -37,6 +40,10 @@ from exdir.topology import read_topology
 from tests.labs import ALL_BACKENDS, Lab, cli, same_state, sample_lab, undo_files
 from tests.plans import OPERATIONAL, Snapshot, snapshot
 from tests.test_fidelity import AD_OWNED, data_state
+
+# The engine's own tests run in a lab with the ADC stopped: the safety gates have
+# their tests in tests/test_gates.py.
+run = partial(apply_engine.run, safety=Safety(lab=True, adc_stopped=True))
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -280,7 +287,7 @@ def test_rename_org_through_the_cli_then_undo(lab: Lab, capsys: pytest.CaptureFi
                    new_prefix="/o=Contoso", keep_x500=True, ad=ad)
     john = after[dnu.key(JOHN)]
     assert own in john.texts("proxyAddresses")  # the one he had, and no second one
-    code, out, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--undo-file",
+    code, out, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--lab", "--undo-file",
                          str(redo))
     assert code == 0, err
     same_state(before_state, lab.state())
@@ -336,7 +343,7 @@ def test_rename_admin_group_through_the_cli_then_undo(lab: Lab,
                    keep_x500=True, ad=ad)
     for key, values in untouched.items():  # the other group's values, byte for byte
         assert after[key].texts("legacyExchangeDN") == values
-    code, _, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--undo-file",
+    code, _, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--lab", "--undo-file",
                        str(lab.tmp / "redo.ldif"))
     assert code == 0, err
     same_state(before_state, lab.state())
@@ -682,7 +689,7 @@ def test_set_a_recipient_then_undo(lab: Lab, capsys: pytest.CaptureFixture[str])
     changed = [k for k in before if k != dnu.key(JOHN)
                and state_of(before[k]) != state_of(after[k])]
     assert changed == []
-    code, _, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--undo-file",
+    code, _, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--lab", "--undo-file",
                        str(lab.tmp / "redo.ldif"))
     assert code == 0, err
     same_state(before_state, lab.state())
@@ -716,7 +723,7 @@ def test_set_a_server_moves_its_mailboxes_home_value_then_undo(
         if key not in homed and key != dnu.key(EX1):
             assert state_of(entry) == state_of(after[key]), key
     assert_resolves(after)
-    code, _, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--undo-file",
+    code, _, err = cli(capsys, *lab.options(), "apply", str(undo), "--apply", "--lab", "--undo-file",
                        str(lab.tmp / "redo.ldif"))
     assert code == 0, err
     same_state(before_state, lab.state())

@@ -85,7 +85,7 @@ def test_ldapmodify_of_the_dry_run_and_exdir_apply_end_in_the_same_state(
     assert output.count("modifying entry") + output.count("adding new entry") + \
         output.count("deleting entry") + output.count("modifying rdn of entry") == len(plan)
 
-    assert main([*options(b), "-q", "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*options(b), "-q", "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(undo)]) == 0
     after_a, after_b = slapd_state(a), slapd_state(b)
     same(after_a, after_b, "ldapmodify (A) and exdir apply (B)")
@@ -111,7 +111,7 @@ def test_a_newline_and_a_leading_space_round_trip_through_both(
     plan_file, undo = tmp_path / "plan.ldif", tmp_path / "undo.ldif"
     plan_file.write_text(dry_run, encoding="utf-8")
     replay(a, dry_run, "the dry run")
-    assert main([*options(b), "-q", "apply", str(plan_file), "--apply", "--undo-file",
+    assert main([*options(b), "-q", "apply", str(plan_file), "--apply", "--lab", "--undo-file",
                  str(undo)]) == 0
     for server in (a, b):
         with open_url(server.url, server.bind_dn, server.password) as d:

@@ -163,7 +163,7 @@ def test_rename_org_on_samba_references_follow(fabrikam: SambaDC, tmp_path: Path
     plan_file.write_text(plan, encoding="utf-8")
     undo = tmp_path / "undo.ldif"
     code, _, err = cli(capsys, *server_args(fabrikam), "apply", str(plan_file), "--apply",
-                       "--undo-file", str(undo))
+                       "--lab", "--undo-file", str(undo))
     assert code == 0, err
     after = mailbox_homes(fabrikam.url, fabrikam.bind_dn, fabrikam.password)
     assert set(after) == set(before)
@@ -172,7 +172,7 @@ def test_rename_org_on_samba_references_follow(fabrikam: SambaDC, tmp_path: Path
         assert dnu.key(after[key][1]) == dnu.key(dnu.rebase(mta, ORG, NEW_ORG)), key
     # and the undo file, applied, puts everything back (AD follows the rename back)
     code, _, err = cli(capsys, *server_args(fabrikam), "apply", str(undo), "--apply",
-                       "--undo-file", str(tmp_path / "undo2.ldif"))
+                       "--lab", "--undo-file", str(tmp_path / "undo2.ldif"))
     assert code == 0, err
     restored = mailbox_homes(fabrikam.url, fabrikam.bind_dn, fabrikam.password)
     assert {k: (dnu.key(m), dnu.key(t)) for k, (m, t) in restored.items()} == {
@@ -403,7 +403,7 @@ def test_password_never_shown(fabrikam: SambaDC, tmp_path: Path,
     plan_file.write_text(plan, encoding="utf-8")
     report, undo = tmp_path / "report.json", tmp_path / "undo.ldif"
     code, out, err = cli(capsys, *base, "--debug", "apply", str(plan_file), "--apply",
-                         "--report", str(report), "--undo-file", str(undo))
+                         "--lab", "--report", str(report), "--undo-file", str(undo))
     assert code == 0, err
     written = [report.read_text(), undo.read_text()]
     written += [p.read_text(errors="replace") for p in tmp_path.glob("undo.ldif*")]

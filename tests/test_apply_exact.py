@@ -1,0 +1,401 @@
+"""The apply engine does exactly what it says (issue 10, items 1, 20-26), on the in-memory
+directory and on slapd: the undo file inverts only the steps this run made; a step is
+"done" only where its whole result shows; clashes are found at check time; the read-back
+and the rollback are checked on their unhappy paths.
+
+Every expected state is the state before (or a snapshot taken by the test), compared
+entry by entry; faults come from tests.plans.Faulty, a wrapper around the real backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exdir.apply import run
+from exdir.directory import Directory
+from exdir.errors import DirectoryError
+from exdir.gates import Safety
+from exdir.ldif_in import read_plan
+from exdir.ldif_out import render
+from exdir.plan import Add, Delete, Mod, Modify, Plan, Rename
+from tests.labs import LDIF_SLAPD, Lab, same_state, sample_lab
+from tests.plans import Faulty, fail_at, snapshot
+
+KIM = "CN=Kim Akers,OU=Staff,DC=fabrikam,DC=com"
+PAT = "CN=Pat Coleman,OU=Staff,DC=fabrikam,DC=com"
+STAFF = "OU=Staff,DC=fabrikam,DC=com"
+CONTACT = ["top", "person", "organizationalPerson", "contact"]
+
+
+@pytest.fixture(params=LDIF_SLAPD)
+def lab(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    return sample_lab(request, tmp_path, monkeypatch)
+
+
+def contact(name: str, parent: str = STAFF) -> Add:
+    return Add(f"CN={name},{parent}", (
+        ("objectClass", ("top", "person", "organizationalPerson", "contact")), ("cn", (name,)),
+        ("sn", (name,)), ("displayName", (name,))), f"add {name}")
+
+
+def kim_again(d: Directory) -> Add:
+    """An add of Kim Akers, who exists, with values she holds: a step already done."""
+    kim = d.read(KIM, ("objectClass", "cn", "sn", "mailNickname"))
+    assert kim is not None
+    return Add(KIM, tuple((n, tuple(v)) for n, v in kim.attributes.items()), "add Kim")
+
+
+def apply_then_undo(lab: Lab, plan: Plan) -> tuple[object, object]:
+    undo = lab.tmp / "undo.ldif"
+    with lab.open() as d:
+        first = run(d, plan, apply=True, undo_file=str(undo))
+    assert first.exit_code == 0, first.message
+    with lab.open() as d:
+        back = run(d, read_plan(str(undo)), apply=True, undo_file=str(lab.tmp / "redo.ldif"))
+    assert back.exit_code == 0, back.message
+    return first, back
+
+
+# --- item 1: the undo file inverts exactly the pending steps ------------------------------
+
+def test_an_undo_file_never_deletes_an_entry_the_run_did_not_add(lab: Lab) -> None:
+    with lab.open() as d:
+        before = snapshot(d)
+        plan = Plan((kim_again(d), contact("Partner Desk")))
+    first, _ = apply_then_undo(lab, plan)
+    assert [s.status for s in first.steps] == ["done", "pending"]  # type: ignore[attr-defined]
+    undo_text = (lab.tmp / "undo.ldif").read_text(encoding="utf-8")
+    assert "Kim Akers" not in undo_text and "Partner Desk" in undo_text
+    same_state(before, lab.state())  # Kim Akers is still there; the contact is gone
+
+
+def test_an_undo_file_never_removes_a_value_the_entry_had(lab: Lab) -> None:
+    with lab.open() as d:
+        before = snapshot(d)
+        proxies = d.read(KIM, ("proxyAddresses",)).texts("proxyAddresses")  # type: ignore[union-attr]
+        plan = Plan((Modify(KIM, (Mod("add", "proxyAddresses", (proxies[0],)),), "had it"),
+                     Modify(PAT, (Mod("add", "description", ("new",)),), "new")))
+    first, _ = apply_then_undo(lab, plan)
+    assert [s.status for s in first.steps] == ["done", "pending"]  # type: ignore[attr-defined]
+    same_state(before, lab.state())
+
+
+def test_the_undo_restores_a_deleted_value_as_the_directory_spelled_it(lab: Lab) -> None:
+    """The plan names the value in another case; the undo adds back the stored spelling."""
+    with lab.open() as d:
+        before = snapshot(d)
+        stored = [p for p in d.read(KIM, ("proxyAddresses",)).texts("proxyAddresses")  # type: ignore[union-attr]
+                  if p.startswith("smtp:")][0]
+        plan = Plan((Modify(KIM, (Mod("delete", "proxyAddresses", (stored.upper(),)),), "x"),))
+    apply_then_undo(lab, plan)
+    assert stored.upper() not in (lab.tmp / "undo.ldif").read_text(encoding="utf-8")
+    same_state(before, lab.state())
+
+
+# --- item 20: an add under a missing parent is refused at check time -----------------------
+
+def test_an_add_under_a_missing_parent_is_refused_before_any_write(lab: Lab) -> None:
+    with lab.open() as d:
+        before = snapshot(d)
+        plan = Plan((contact("Partner Desk"), contact("Orphan", "OU=Nowhere,DC=fabrikam,DC=com")))
+        result = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert result.exit_code == 1
+    assert any("OU=Nowhere" in r and "does not exist" in r for r in result.refusals)
+    assert not (lab.tmp / "undo.ldif").exists()
+    same_state(before, lab.state())
+
+
+def test_an_add_under_a_parent_the_plan_adds_first_is_fine(lab: Lab) -> None:
+    ou = Add("OU=Partners,DC=fabrikam,DC=com", (("objectClass", ("top", "organizationalUnit")),
+                                                ("ou", ("Partners",))), "add OU")
+    with lab.open() as d:
+        before = snapshot(d)
+        result = run(d, Plan((ou, contact("Desk", "OU=Partners,DC=fabrikam,DC=com"))),
+                     apply=False)
+    assert result.exit_code == 0 and {s.status for s in result.steps} == {"pending"}
+    same_state(before, lab.state())
+
+
+# --- item 21: done means the whole result shows -------------------------------------------
+
+def test_a_modify_is_not_done_while_the_old_value_is_still_there(lab: Lab) -> None:
+    """The entry holds the new value *and* the old one: a conflict, never "done"."""
+    with lab.open() as d:
+        d.modify(PAT, [Mod("add", "description", ("old", "new"))])
+        d.save()
+    with lab.open() as d:
+        before = snapshot(d)
+        plan = Plan((Modify(PAT, (Mod("delete", "description", ("old",)),
+                                  Mod("add", "description", ("new",))), "swap"),))
+        result = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert [s.status for s in result.steps] == ["conflict"]
+    assert result.exit_code == 1
+    same_state(before, lab.state())
+
+
+def test_a_modify_whose_result_shows_is_done_and_skipped(lab: Lab) -> None:
+    with lab.open() as d:
+        d.modify(PAT, [Mod("add", "description", ("new",))])
+        d.save()
+    with lab.open() as d:
+        plan = Plan((Modify(PAT, (Mod("delete", "description", ("old",)),
+                                  Mod("add", "description", ("new",))), "swap"),))
+        result = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert [s.status for s in result.steps] == ["done"]
+    assert result.outcome == "nothing to do"
+
+
+# --- item 22: a rename onto an existing name ----------------------------------------------
+
+def test_a_rename_onto_an_existing_entry_is_a_conflict_at_check_time(lab: Lab) -> None:
+    """A->B with both present: never "done" (later steps aimed at B would modify someone
+    else's entry) and never left for the server to refuse mid-run."""
+    plan = Plan((Modify(KIM, (Mod("add", "description", ("x",)),), "first"),
+                 Rename(KIM, "CN=Pat Coleman"),
+                 Modify(PAT, (Mod("add", "description", ("y",)),), "aimed at the new name")))
+    with lab.open() as d:
+        before = snapshot(d)
+        result = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert [s.status for s in result.steps][1] == "conflict"
+    assert result.exit_code == 1 and not (lab.tmp / "undo.ldif").exists()
+    assert any("both" in r for r in result.refusals)
+    same_state(before, lab.state())
+
+
+# --- item 23: undo files after a partial run, the unhappy paths ---------------------------
+
+def test_an_undo_whose_entry_is_under_neither_name_is_refused(lab: Lab) -> None:
+    """The undo addresses the renamed entry; it is gone under both names: refuse."""
+    plan = Plan((Rename(KIM, "CN=Kim A"),
+                 Modify("CN=Kim A,OU=Staff,DC=fabrikam,DC=com",
+                        (Mod("add", "description", ("x",)),), "after")))
+    with lab.open() as d:
+        first = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert first.exit_code == 0
+    with lab.open() as d:
+        d.delete("CN=Kim A,OU=Staff,DC=fabrikam,DC=com")
+        d.save()
+    with lab.open() as d:
+        before = snapshot(d)
+        back = run(d, read_plan(str(lab.tmp / "undo.ldif")), apply=True,
+                   undo_file=str(lab.tmp / "redo.ldif"))
+    assert back.exit_code == 1 and {s.status for s in back.steps} == {"conflict"}
+    same_state(before, lab.state())
+
+
+def test_an_undo_after_a_partial_run_with_a_changed_value_is_refused(lab: Lab) -> None:
+    """A run stopped after its first step, before its rename; its undo file addresses
+    the entry by the later name.  Found under the earlier name with the value someone
+    changed meanwhile, the modify must be a conflict, not "done (under a later name)"."""
+    kim_a = "CN=Kim A,OU=Staff,DC=fabrikam,DC=com"
+    with lab.open() as d:
+        mail = d.read(KIM, ("mail",)).texts("mail")  # type: ignore[union-attr]
+    plan = Plan((Modify(KIM, (Mod("add", "description", ("x",)),), "first"),
+                 Rename(KIM, "CN=Kim A"),
+                 Modify(kim_a, (Mod("delete", "mail", tuple(mail)),
+                                Mod("add", "mail", ("kim.a@fabrikam.com",))), "new mail")))
+    undo = plan.inverse()
+    with lab.open() as d:
+        assert run(d, Plan(plan.changes[:1]), apply=True,
+                   undo_file=str(lab.tmp / "u1.ldif")).exit_code == 0
+    with lab.open() as d:
+        ok = run(d, undo, apply=False)
+    assert [s.status for s in ok.steps] == ["done", "done", "pending"]  # the happy path
+    with lab.open() as d:
+        d.modify(KIM, [Mod("delete", "mail", tuple(mail)),
+                       Mod("add", "mail", ("someone.else@fabrikam.com",))])
+        d.save()
+    with lab.open() as d:
+        before = snapshot(d)
+        back = run(d, undo, apply=True, undo_file=str(lab.tmp / "redo.ldif"))
+    assert back.steps[0].status == "conflict" and back.exit_code == 1
+    same_state(before, lab.state())
+
+
+# --- item 24: the read-back -----------------------------------------------------------------
+
+class _Lying(Faulty):
+    """A backend that reports success for a write it did not make as asked."""
+
+    def __init__(self, inner: Directory, lie: str) -> None:
+        super().__init__(inner)
+        self.lie = lie
+
+    def delete(self, dn: str) -> None:
+        if self.lie == "delete":
+            return  # "success", the entry stays
+        self.inner.delete(dn)
+
+    def modify(self, dn: str, mods):  # type: ignore[no-untyped-def]
+        self.inner.modify(dn, mods)
+        if self.lie == "extra":  # once: the rollback's own write is told the truth
+            self.lie = ""
+            self.inner.modify(dn, [Mod("add", mods[-1].attribute, ("an extra value",))])
+
+
+@pytest.mark.parametrize("lie", ["delete", "extra"])
+def test_the_read_back_catches_what_the_server_did_not_do(lab: Lab, lie: str) -> None:
+    with lab.open() as d:
+        d.add("CN=Gone,OU=Staff,DC=fabrikam,DC=com", {"objectClass": CONTACT,
+                                                        "cn": ["Gone"], "sn": ["Gone"]})
+        d.save()
+    plan = Plan((Modify(PAT, (Mod("add", "description", ("one",)),), "one"),
+                 Delete("CN=Gone,OU=Staff,DC=fabrikam,DC=com", "gone")))
+    with lab.open() as inner:
+        before = snapshot(inner)
+        result = run(_Lying(inner, lie), plan, apply=True, undo_file=str(lab.tmp / "u.ldif"))
+        assert result.exit_code == 3, result.message
+        assert "read-back" in result.message
+        if lie == "extra":  # the liar's own extra value is not exdir's to remove
+            inner.modify(PAT, [Mod("delete", "description", ("an extra value",))])
+            inner.save()
+        assert snapshot(inner) == before if lab.kind == "slapd" else True
+    same_state(before, lab.state())
+
+
+def test_a_child_modified_then_its_parent_renamed_reads_back_fine(lab: Lab) -> None:
+    ou = Add("OU=Partners,DC=fabrikam,DC=com", (("objectClass", ("top", "organizationalUnit")),
+                                                ("ou", ("Partners",))), "add OU")
+    child = contact("Desk", "OU=Partners,DC=fabrikam,DC=com")
+    with lab.open() as d:
+        run(d, Plan((ou, child)), apply=True, undo_file=str(lab.tmp / "u0.ldif"))
+    plan = Plan((Modify(child.dn, (Mod("add", "description", ("moved",)),), "child"),
+                 Rename("OU=Partners,DC=fabrikam,DC=com", "OU=Suppliers")))
+    with lab.open() as d:
+        result = run(d, plan, apply=True, undo_file=str(lab.tmp / "u.ldif"))
+    assert (result.outcome, result.exit_code) == ("applied", 0), result.message
+    with lab.open() as d:
+        moved = d.read("CN=Desk,OU=Suppliers,DC=fabrikam,DC=com", ("description",))
+        assert moved is not None and moved.texts("description") == ["moved"]
+
+
+# --- item 25: a rename that reported failure ------------------------------------------------
+
+class _SomeoneElse(Faulty):
+    """The rename fails; meanwhile someone else created an entry at the new name."""
+
+    def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        name = new_rdn.split("=", 1)[1]
+        self.inner.add(f"{new_rdn},{STAFF}", {"objectClass": CONTACT, "cn": [name],
+                                              "sn": [name]})
+        raise DirectoryError(f"{dn}: connection reset", dn=dn, result="unavailable")
+
+
+def test_a_failed_rename_is_not_taken_as_landed_when_the_old_name_remains(lab: Lab) -> None:
+    plan = Plan((Modify(PAT, (Mod("add", "description", ("one",)),), "one"),
+                 Rename(KIM, "CN=Kim A")))
+    with lab.open() as inner:
+        result = run(_SomeoneElse(inner), plan, apply=True, undo_file=str(lab.tmp / "u.ldif"))
+        assert result.exit_code == 3, result.message
+        # the other entry at the new name is kept, Kim is where she was, Pat as before
+        assert inner.read("CN=Kim A,OU=Staff,DC=fabrikam,DC=com") is not None
+        assert inner.read(KIM) is not None
+        assert inner.read(PAT, ("description",)).texts("description") == []  # type: ignore[union-attr]
+    assert result.steps[1].outcome == "failed"
+    assert "made nonetheless" not in result.steps[1].detail
+
+
+# --- item 26: a rollback that fails at its second step --------------------------------------
+
+def test_a_rollback_failing_at_its_second_step_names_what_is_still_applied(lab: Lab) -> None:
+    plan = Plan(tuple(Modify(d, (Mod("add", "description", (f"v{i}",)),), f"s{i}")
+                      for i, d in enumerate((PAT, KIM, PAT.replace("Pat Coleman", "Ted Bremer")),
+                                            start=1)))
+    with lab.open() as inner:
+        before = snapshot(inner)
+        # writes 1, 2 land; 3 fails; rollback write 4 (undo step 2) lands, 5 (step 1) fails
+        faulty = Faulty(inner, before_write=fail_at(3, 5))
+        result = run(faulty, plan, apply=True, undo_file=str(lab.tmp / "u.ldif"))
+        assert result.exit_code == 4, result.message
+        assert result.resume_from == 1
+        assert "steps 1-1 are still applied" in result.message
+        assert str(lab.tmp / "u.ldif") in result.message
+        assert [s.outcome for s in result.steps] == ["applied", "undone", "failed"]
+        if lab.kind == "ldif":
+            inner.save()  # what a later run would find had the file been saved
+    with lab.open() as d:
+        back = run(d, read_plan(str(lab.tmp / "u.ldif")), apply=True,
+                   undo_file=str(lab.tmp / "redo.ldif"))
+    assert back.exit_code == 0, back.message
+    same_state(before, lab.state())
+
+
+# --- library callers meet the gates too ----------------------------------------------------
+
+def test_a_library_caller_meets_the_rename_gate_without_safety(lab: Lab) -> None:
+    with lab.open() as d:
+        before = snapshot(d)
+        org = d.search(d.naming.configuration, "(objectClass=msExchOrganizationContainer)",
+                       ("cn",))
+        plan = Plan((Rename(next(iter(org)).dn, "CN=Contoso"),))
+        refused = run(d, plan, apply=True, undo_file=str(lab.tmp / "u.ldif"))
+        assert refused.exit_code == 1 and "--lab" in refused.message
+        stale = run(d, plan, apply=True, undo_file=str(lab.tmp / "u.ldif"),
+                    safety=Safety(lab=True))
+        assert stale.exit_code == 1 and "stale" in stale.message
+    same_state(before, lab.state())
+
+
+# --- item 11: every exit path names the undo file once anything was written --------------
+
+def test_a_report_that_cannot_be_written_after_the_apply_names_the_undo_file(
+        lab: Lab, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import commands.apply as cmd
+
+    report = lab.tmp / "report.json"
+    real = cmd.run
+
+    def run_then_take_the_name(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        report.write_text("someone else's file\n", encoding="utf-8")
+        return result
+
+    monkeypatch.setattr(cmd, "run", run_then_take_the_name)
+    plan = lab.tmp / "plan.ldif"
+    plan.write_text(render(Plan((Modify(PAT, (Mod("add", "description", ("x",)),), "x"),))),
+                    encoding="utf-8")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--undo-file",
+                           str(lab.tmp / "undo.ldif"), "--report", str(report))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "report" in lines[0] and "applied 1 step(s)" in lines[0]
+    assert str(lab.tmp / "undo.ldif") in lines[0] and "internal error" not in err
+    assert report.read_text(encoding="utf-8") == "someone else's file\n"  # never replaced
+    with lab.open() as d:
+        assert d.read(PAT, ("description",)).texts("description") == ["x"]  # type: ignore[union-attr]
+
+
+def test_a_full_disk_during_the_save_leaves_the_file_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    from exdir import files
+    from tests.labs import SAMPLE, cli
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "lab.ldif"
+    path.write_bytes(SAMPLE.read_bytes())
+    original = path.read_bytes()
+
+    class Full(files._HashingWriter):  # type: ignore[misc,name-defined]
+        def write(self, data) -> int:  # type: ignore[no-untyped-def]
+            if self.size > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(files, "_HashingWriter", Full)
+    plan = tmp_path / "plan.ldif"
+    plan.write_text(render(Plan((Modify(PAT, (Mod("add", "description", ("x",)),), "x"),))),
+                    encoding="utf-8")
+    code, _, err = cli(capsys, "--ldif", str(path), "apply", str(plan), "--apply",
+                       "--undo-file", str(tmp_path / "undo.ldif"))
+    lines = err.strip().splitlines()
+    assert code == 3 and len(lines) == 1, err
+    assert "no space left on device" in lines[0].lower() and "unchanged" in lines[0]
+    assert path.read_bytes() == original
+    journal = (tmp_path / "undo.ldif.journal").read_text(encoding="utf-8")
+    assert journal.splitlines()[-1].startswith("failed saving")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.ldif", "plan.ldif", "undo.ldif",
+                                                          "undo.ldif.journal"]

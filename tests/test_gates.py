@@ -1,0 +1,209 @@
+"""Safety gates derived from what a plan changes (issue 10, items 9 and 17), met by every
+path: the command that plans, `exdir apply` of a saved or hand-cut plan, and a library
+caller.  On the in-memory directory and on slapd, the same samples.
+
+Each refusal is checked for its exit code (1), its one plain line, and that nothing was
+written: the directory as before, no undo file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exdir.ldif_in import parse
+from exdir.ldif_out import render
+from exdir.plan import Mod, Modify, Plan, Rename
+from tests.labs import LDIF_SLAPD, SAMPLES, Lab, new_lab, same_state, undo_files
+
+ORG = "CN=Fabrikam,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=fabrikam,DC=com"
+JSMITH = "CN=Smith\\, John,OU=Staff,DC=fabrikam,DC=com"
+
+
+@pytest.fixture(params=LDIF_SLAPD)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def lab_of(kind: str, sample: str, request: pytest.FixtureRequest, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Lab:
+    monkeypatch.chdir(tmp_path)
+    return new_lab(kind, (SAMPLES / sample).read_text(encoding="utf-8"), request, tmp_path)
+
+
+def refused_and_untouched(lab: Lab, code: int, err: str, before: object,
+                          original: bytes | None, *words: str) -> None:
+    assert code == 1, err
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("exdir: warning:")]
+    assert len(lines) == 1, err
+    for w in words:  # DNs as the backend spells them: compared without case
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+    assert lab.file_bytes() == original
+    assert undo_files(lab.tmp) == []
+    same_state(before, lab.state())  # type: ignore[arg-type]
+
+
+def dry_run(lab: Lab, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[Path, str]:
+    code, out, err = lab.cli(capsys, "-q", *args)
+    assert code == 0, err
+    plan = lab.tmp / "plan.ldif"
+    plan.write_text(out, encoding="utf-8")
+    return plan, err
+
+
+# --- item 9: rename gates on `exdir apply` ---------------------------------------------
+
+def test_a_saved_rename_plan_meets_the_single_dc_rule_through_apply(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam-multidc.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan, err = dry_run(lab, capsys, "rename", "org", "Contoso")
+    # -q silences notes, never "this plan cannot be applied here"
+    assert "cannot be applied here" in err and "3 domain controllers" in err
+    for extra in ([], ["--lab"]):
+        code, out, err = lab.cli(capsys, "apply", str(plan), "--apply", *extra)
+        refused_and_untouched(lab, code, err, before, original, "3 domain controllers",
+                              "nothing written")
+    code, out, err = lab.cli(capsys, "apply", str(plan))  # its dry run says so too
+    assert code == 0 and "cannot be applied here" in err
+
+
+def test_a_saved_rename_plan_needs_lab_through_apply(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan, _ = dry_run(lab, capsys, "rename", "admin-group", "Europe", "EMEA")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "--lab")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--lab")
+    assert code == 0, err
+
+
+def test_a_hand_cut_plan_renaming_only_the_organisation_is_stale(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan = lab.tmp / "cut.ldif"
+    plan.write_text(render(Plan((Rename(ORG, "CN=Contoso"),))), encoding="utf-8")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--lab")
+    refused_and_untouched(lab, code, err, before, original, "stale", "/o=Fabrikam",
+                          "does not rewrite")
+
+
+def test_a_rename_plan_made_before_a_mailbox_was_added_is_stale(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    plan, _ = dry_run(lab, capsys, "rename", "org", "Contoso")
+    newcomer = "CN=New Hire,OU=Staff,DC=fabrikam,DC=com"
+    with lab.open() as d:
+        d.add(newcomer, {"objectClass": ["top", "person", "organizationalPerson", "contact"],
+                         "cn": ["New Hire"], "sn": ["Hire"], "mailNickname": ["nhire"],
+                         "legacyExchangeDN": ["/o=Fabrikam/ou=First Administrative Group/"
+                                              "cn=Recipients/cn=nhire"]})
+        d.save()
+    before, original = lab.state(), lab.file_bytes()
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--lab")
+    refused_and_untouched(lab, code, err, before, original, "stale", "1 value(s)",
+                          "CN=New Hire")
+    # made again, the plan covers the newcomer and applies
+    plan, _ = dry_run(lab, capsys, "rename", "org", "Contoso")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--lab")
+    assert code == 0, err
+
+
+def test_the_rename_command_and_apply_refuse_alike(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam-multidc.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    code, out, err = lab.cli(capsys, "rename", "org", "Contoso", "--apply", "--lab")
+    assert out == ""
+    refused_and_untouched(lab, code, err, before, original, "3 domain controllers")
+
+
+# --- item 9: the move gate on `exdir apply` ----------------------------------------------
+
+def test_a_same_group_move_plan_meets_the_adc_gate_through_apply(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam-mixed.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan, err = dry_run(lab, capsys, "move", "jsmith", "--to", "Mailbox Store (EX2)")
+    assert "cannot be applied here" in err and "--adc-stopped" in err
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "mixed mode", "jsmith",
+                          "--adc-stopped")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--adc-stopped")
+    assert code == 0, err
+
+
+def test_a_cross_group_move_in_mixed_mode_is_not_held_by_the_adc_gate(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam-mixed.ldif", request, tmp_path, monkeypatch)
+    plan, err = dry_run(lab, capsys, "move", "jsmith", "--to", "Mailbox Store (EUR2)")
+    assert "cannot be applied here" not in err
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    assert code == 0, err
+
+
+# --- item 17: one holder per legacyExchangeDN --------------------------------------------
+
+KBERG_X500 = "/o=Fabrikam/ou=Europe/cn=Recipients/cn=kberg"
+
+
+def test_legacydn_set_to_another_objects_x500_is_refused(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    code, out, err = lab.cli(capsys, "legacydn", "set", "jsmith", KBERG_X500, "--apply")
+    assert (code, out) == (2, ""), err
+    assert "X500 proxy" in err and "Karen Berg" in err and len(err.strip().splitlines()) == 1
+    assert lab.file_bytes() == original and undo_files(lab.tmp) == []
+    same_state(before, lab.state())
+
+
+@pytest.mark.parametrize("attribute, value", [
+    ("legacyExchangeDN", KBERG_X500),  # the mirror of `x500 add`'s refusal
+    ("proxyAddresses", "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=kberg"),
+    ("proxyAddresses", "x500:" + KBERG_X500.upper()),  # compared case-insensitively
+])
+def test_a_hand_plan_giving_a_held_value_is_refused_through_apply(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        attribute: str, value: str) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    mods = [Mod("add", attribute, (value,))]
+    if attribute == "legacyExchangeDN":  # single-valued: the old value goes first
+        with lab.open() as d:
+            mods.insert(0, Mod("delete", attribute, tuple(
+                d.read(JSMITH, (attribute,)).texts(attribute))))  # type: ignore[union-attr]
+    plan = lab.tmp / "hand.ldif"
+    plan.write_text(render(Plan((Modify(JSMITH, tuple(mods), "hand"),))), encoding="utf-8")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "Karen Berg", "misdeliver")
+
+
+def test_a_value_the_plan_frees_first_may_be_given(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Moving an X500 from Karen Berg to John Smith in one plan is no collision."""
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    kberg = "CN=Karen Berg,OU=Staff,DC=fabrikam,DC=com"
+    with lab.open() as d:
+        held = [p for p in d.read(kberg, ("proxyAddresses",)).texts("proxyAddresses")  # type: ignore[union-attr]
+                if p.upper().startswith("X500:")]
+    plan = lab.tmp / "hand.ldif"
+    plan.write_text(render(Plan((
+        Modify(kberg, (Mod("delete", "proxyAddresses", tuple(held)),), "free"),
+        Modify(JSMITH, (Mod("add", "proxyAddresses", tuple(held)),), "give")))),
+        encoding="utf-8")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    assert code == 0, err
+    assert parse(plan.read_text(encoding="utf-8"), "plan")  # the file itself is untouched

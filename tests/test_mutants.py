@@ -1,0 +1,295 @@
+"""Behaviours the rest of the suite left unchecked, found by scripts/mutate.py.
+
+Each test here kills at least one mutant that survived the fast tests (a one-line
+change to exdir/plan.py, ldif_out.py, ldif_in.py or checks.py that broke real
+behaviour without a test noticing), and is named for the behaviour it pins, not
+for the mutant.  Also here: Plan.resolve_replace against the values earlier
+steps leave, `fold` at its boundaries, and the single-DC and ADC gates at their
+edges (issue 10, items 27-29).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from exdir.checks import RENAME, Finding, adc_move_refusal, blocking, preflight
+from exdir.directory import Directory, open_ldif
+from exdir.ldif_in import parse
+from exdir.ldif_out import WIDTH, fold, render, value_line
+from exdir.plan import Add, Delete, Mod, Modify, Plan, Rename, Value
+from exdir.topology import Topology, read_topology
+from tests.labs import SAMPLES
+
+STAFF = "OU=Staff,DC=fabrikam,DC=com"
+KIM = f"CN=Kim Akers,{STAFF}"
+NEW = f"CN=New Contact,{STAFF}"
+CONTACT: tuple[tuple[str, tuple[Value, ...]], ...] = (("objectClass", ("top", "contact")),)
+
+
+def _directory(table: dict[tuple[str, str], Sequence[Value]]
+               ) -> tuple[Callable[[str, str], Sequence[Value]], list[tuple[str, str]]]:
+    """current(dn, attribute) over `table` (pre-plan values), recording each question."""
+    asked: list[tuple[str, str]] = []
+
+    def current(dn: str, attribute: str) -> Sequence[Value]:
+        asked.append((dn, attribute.lower()))
+        return table.get((dn, attribute.lower()), ())
+    return current, asked
+
+
+def _mods(plan: Plan, number: int) -> tuple[Mod, ...]:
+    change = plan.changes[number]
+    assert isinstance(change, Modify), change
+    return change.mods
+
+
+# --- item 27: a replace resolves against what the plan's earlier steps leave ---------
+
+def test_replace_after_an_add_deletes_the_added_values_without_asking_the_directory() -> None:
+    plan = Plan((Add(NEW, CONTACT + (("mail", ("a@x",)),)),
+                 Modify(NEW, (Mod("replace", "mail", ("b@x",)),
+                              Mod("replace", "description", ("new",))))))
+    current, asked = _directory({(NEW, "mail"): ["stale@x"], (NEW, "description"): ["stale"]})
+    resolved = plan.resolve_replace(current)
+    assert _mods(resolved, 1) == (Mod("delete", "mail", ("a@x",)), Mod("add", "mail", ("b@x",)),
+                                  Mod("add", "description", ("new",)))
+    assert asked == []  # the plan created the entry: the directory knows nothing of it
+
+
+def test_second_replace_of_one_attribute_deletes_what_the_first_wrote() -> None:
+    plan = Plan((Modify(KIM, (Mod("replace", "mail", ("b@x", "c@x")),)),
+                 Modify(KIM, (Mod("replace", "mail", ("d@x",)),)),
+                 Modify(KIM, (Mod("delete", "mail", ()),))))
+    current, asked = _directory({(KIM, "mail"): ["a@x"]})
+    resolved = plan.resolve_replace(current)
+    assert _mods(resolved, 0) == (Mod("delete", "mail", ("a@x",)),
+                                  Mod("add", "mail", ("b@x", "c@x")))
+    assert _mods(resolved, 1) == (Mod("delete", "mail", ("b@x", "c@x")), Mod("add", "mail", ("d@x",)))
+    assert _mods(resolved, 2) == (Mod("delete", "mail", ("d@x",)),)
+    assert asked == [(KIM, "mail")]
+
+
+def test_entry_added_where_a_renamed_entry_was_is_another_entry() -> None:
+    """Rename Kim away, add a new entry at her old DN: each replace resolves against its
+    own entry (Kim's by her pre-plan DN, the new one against what the add gave it)."""
+    moved = f"CN=Kim Akers (old),{STAFF}"
+    plan = Plan((Rename(KIM, "CN=Kim Akers (old)"),
+                 Add(KIM, CONTACT + (("mail", ("new@x",)),)),
+                 Modify(moved, (Mod("replace", "mail", ("moved@x",)),)),
+                 Modify(KIM, (Mod("replace", "mail", ("fresh@x",)),
+                              Mod("replace", "info", ("i",))))))
+    current, asked = _directory({(KIM, "mail"): ["kim@x"], (KIM, "info"): ["kim's note"]})
+    resolved = plan.resolve_replace(current)
+    assert _mods(resolved, 2) == (Mod("delete", "mail", ("kim@x",)), Mod("add", "mail", ("moved@x",)))
+    assert _mods(resolved, 3) == (Mod("delete", "mail", ("new@x",)), Mod("add", "mail", ("fresh@x",)),
+                                  Mod("add", "info", ("i",)))
+    assert asked == [(KIM, "mail")]
+
+
+def test_replace_after_delete_and_re_add_sees_only_the_new_entry() -> None:
+    plan = Plan((Delete(KIM, "gone"), Add(KIM, CONTACT + (("cn", ("Kim Akers",)),)),
+                 Modify(KIM, (Mod("replace", "mail", ("b@x",)),))))
+    current, asked = _directory({(KIM, "mail"): ["kim@x"]})
+    assert _mods(plan.resolve_replace(current), 2) == (Mod("add", "mail", ("b@x",)),)
+    assert asked == []
+
+
+def test_replace_of_the_naming_attribute_after_a_rename_sees_the_new_rdn_value() -> None:
+    """deleteoldrdn: 1 takes the old RDN value out and puts the new one in."""
+    renamed = f"CN=Kim Berg,{STAFF}"
+    plan = Plan((Rename(KIM, "CN=Kim Berg"), Modify(renamed, (Mod("replace", "cn", ("Kim B",)),))))
+    current, _ = _directory({(KIM, "cn"): ["Kim Akers"]})
+    assert _mods(plan.resolve_replace(current), 1) == (Mod("delete", "cn", ("Kim Berg",)),
+                                                       Mod("add", "cn", ("Kim B",)))
+
+
+def test_replace_below_a_renamed_parent_asks_by_the_pre_plan_dn() -> None:
+    child = f"CN=Kim Akers,OU=Team,{STAFF}"
+    moved_child = f"CN=Kim Akers,OU=Crew,{STAFF}"
+    plan = Plan((Modify(child, (Mod("add", "mail", ("two@x",)),)),
+                 Rename(f"OU=Team,{STAFF}", "OU=Crew"),
+                 Modify(moved_child, (Mod("replace", "mail", ("three@x",)),))))
+    current, asked = _directory({(child, "mail"): ["one@x"]})
+    assert _mods(plan.resolve_replace(current), 2) == (
+        Mod("delete", "mail", ("one@x", "two@x")), Mod("add", "mail", ("three@x",)))
+    assert asked == [(child, "mail")]
+
+
+# --- item 28: folding never makes a line an editor would strip; no control characters --
+
+def _unfold(physical: list[str]) -> str:
+    return physical[0] + "".join(p[1:] for p in physical[1:])
+
+
+def _check_folded(line: str, physical: list[str]) -> None:
+    assert _unfold(physical) == line
+    assert all(p.startswith(" ") for p in physical[1:])
+    for p in physical[1:]:
+        assert p.strip(" "), f"a continuation line of spaces only: {physical!r}"
+    for p in physical[:-1]:
+        assert not p.endswith(" "), f"a physical line ending in a space: {p!r}"
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 5])
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_fold_at_exactly_76_plus_75k_characters(k: int, extra: int) -> None:
+    """A line of 76 + 75k characters fills its physical lines exactly: k continuations,
+    none of them empty (a lone ' ' continuation is an empty line to an editor)."""
+    length = WIDTH + 75 * k + extra
+    line = "description: " + "v" * (length - len("description: "))
+    physical = fold(line)
+    _check_folded(line, physical)
+    assert [len(p) for p in physical[:-1]] == [WIDTH] * (len(physical) - 1)
+    assert len(physical) == 1 + k + (extra > 0)
+    assert len(physical[-1]) == (WIDTH + extra if extra <= 0 else 1 + extra)
+
+
+@pytest.mark.parametrize("run", [73, 74, 75, 76, 150, 300])
+def test_fold_never_writes_a_continuation_of_spaces_only(run: int) -> None:
+    """A value with a run of spaces about a line long: every continuation still carries
+    a character besides its leading space, whichever way the run falls."""
+    for before in range(0, 80, 7):
+        line = "description: " + "a" * before + " " * run + "b"
+        _check_folded(line, fold(line))
+
+
+@pytest.mark.parametrize("run", [40, 75, 150])
+def test_values_with_long_runs_of_spaces_are_base64_and_fold_within_the_width(run: int) -> None:
+    value = "x" + " " * run + "y"
+    line = value_line("description", value)
+    assert line.startswith("description:: ")
+    assert all(len(p) <= WIDTH for p in fold(line))
+    assert parse(render(Plan((Modify(KIM, (Mod("add", "description", (value,)),)),)))) \
+        .changes[0] == Modify(KIM, (Mod("add", "description", (value,)),))
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x00", "\x1b", "\x85", "\u2028"])
+def test_control_characters_are_never_written_raw(char: str) -> None:
+    """DEL (0x7f) and the C0/C1 controls go base64 in values, DNs and new RDNs, and
+    become a space in comments, so no terminal or tool sees them."""
+    dn = f"CN=a{char}b,{STAFF}"
+    plan = Plan((Modify(dn, (Mod("add", "description", (f"v{char}w",)),), f"why{char}not"),
+                 Rename(dn, f"CN=c{char}d")))
+    text = render(plan, header=[f"head{char}er"])
+    assert char not in text
+    assert "# why not" in text and "# head er" in text
+    assert parse(text).changes[1] == Rename(dn, f"CN=c{char}d", None, "")
+
+
+# --- item 29: the single-DC rule and the ADC move refusal at their edges -------------
+
+def _sample_without(tmp_path: Path, name: str, drop: Callable[[str], bool] = lambda r: False,
+                    edit: Callable[[str], str] = lambda r: r) -> tuple[Directory, Topology]:
+    """A sample with some records dropped or edited (records are blank-line separated)."""
+    records = (SAMPLES / name).read_text(encoding="utf-8").split("\n\n")
+    path = tmp_path / name
+    path.write_text("\n\n".join(edit(r) for r in records if not drop(r)), encoding="utf-8")
+    directory = open_ldif(str(path))
+    return directory, read_topology(directory)
+
+
+def _is_dsa_of(server: str) -> Callable[[str], bool]:
+    return lambda record: record.startswith(f"dn: CN=NTDS Settings,CN={server},")
+
+
+def _rename_blocks(directory: Directory, topology: Topology) -> list[str]:
+    return [f.code for f in blocking(preflight(directory, topology), "rename org", lab=True)]
+
+
+def test_two_domain_controllers_block_renames_one_does_not(tmp_path: Path) -> None:
+    directory, two = _sample_without(tmp_path, "fabrikam-multidc.ldif", _is_dsa_of("DC3"))
+    assert len(two.domain_controllers) == 2
+    assert _rename_blocks(directory, two) == ["several-dcs"]
+    (finding,) = [f for f in preflight(directory, two) if f.code == "several-dcs"]
+    assert finding.message.startswith("2 domain controllers: ")
+    one = dataclasses.replace(two, domain_controllers=two.domain_controllers[:1])
+    assert _rename_blocks(directory, one) == []
+    assert blocking(preflight(directory, two), "move", lab=True) == []  # moves are not renames
+
+
+class _Server:
+    """What preflight asks of a directory, for a server backend (no server needed)."""
+
+    def __init__(self, active_directory: bool) -> None:
+        self.backend = "ldap"
+        self.is_active_directory = active_directory
+
+    def describe(self) -> str:
+        return "ldap://dc.example"
+
+
+def test_a_server_without_domain_controllers_blocks_renames(tmp_path: Path) -> None:
+    """In an LDIF lab no DC entry is fine; on a server the single-DC rule cannot be
+    checked without one, so renames stop."""
+    directory, topology = _sample_without(tmp_path, "fabrikam.ldif")
+    none = dataclasses.replace(topology, domain_controllers=[])
+    assert _rename_blocks(directory, none) == []
+    server = cast(Directory, _Server(active_directory=True))
+    assert _rename_blocks(server, none) == ["no-dcs"]
+    assert _rename_blocks(server, topology) == []
+
+
+def test_a_server_that_is_not_active_directory_needs_lab_for_renames(tmp_path: Path) -> None:
+    _, topology = _sample_without(tmp_path, "fabrikam.ldif")
+    other = cast(Directory, _Server(active_directory=False))
+    findings = preflight(other, topology)
+    assert [f.code for f in blocking(findings, "rename org", lab=False)] == ["not-ad"]
+    assert blocking(findings, "rename org", lab=True) == []
+    assert blocking(findings, "move", lab=False) == []
+    assert _rename_blocks(cast(Directory, _Server(active_directory=True)), topology) == []
+
+
+def test_blocking_findings_come_first_and_warnings_never_block(tmp_path: Path) -> None:
+    directory, topology = _sample_without(tmp_path, "fabrikam-mixed.ldif")
+    several = dataclasses.replace(topology, domain_controllers=topology.domain_controllers * 2)
+    findings = preflight(directory, several)
+    severities = [f.severity for f in findings]
+    assert "warning" in severities and "blocks" in severities
+    assert severities == sorted(severities, key=lambda s: s != "blocks")
+    loud = Finding("loud", "warning", "a warning naming an operation", (RENAME, "move"))
+    assert blocking([loud], "rename org", lab=False) == []
+    assert blocking([loud], "move", lab=False) == []
+
+
+def _not_mixed(record: str) -> str:
+    return record.replace("msExchMixedMode: TRUE", "msExchMixedMode: FALSE")
+
+
+def _is_agreement(record: str) -> bool:
+    return "objectClass: msExchConnectionAgreement" in record
+
+
+MOVES = ["jsmith", "kberg", "kakers", "dlee", "mchan", "pwong"]
+
+
+def test_adc_refuses_a_same_group_move_only_in_mixed_mode_with_agreements(tmp_path: Path) -> None:
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    _, both = _sample_without(tmp_path / "a", "fabrikam-mixed.ldif")
+    _, mixed_only = _sample_without(tmp_path / "b", "fabrikam-mixed.ldif", _is_agreement)
+    _, agreements_only = _sample_without(tmp_path / "c", "fabrikam-mixed.ldif", edit=_not_mixed)
+    assert both.organization.mixed_mode and both.agreements
+    assert mixed_only.organization.mixed_mode and not mixed_only.agreements
+    assert agreements_only.agreements and not agreements_only.organization.mixed_mode
+    assert adc_move_refusal(mixed_only, MOVES[:1], adc_stopped=False) is None
+    assert adc_move_refusal(agreements_only, MOVES[:1], adc_stopped=False) is None
+    refusal = adc_move_refusal(both, MOVES[:1], adc_stopped=False)
+    assert refusal is not None
+    assert all(a.name in refusal for a in both.agreements)
+    assert "1 mailbox(es)" in refusal and "(jsmith)" in refusal
+    assert adc_move_refusal(both, MOVES[:1], adc_stopped=True) is None
+    assert adc_move_refusal(both, [], adc_stopped=False) is None
+
+
+def test_adc_refusal_names_at_most_five_mailboxes(tmp_path: Path) -> None:
+    _, both = _sample_without(tmp_path, "fabrikam-mixed.ldif")
+    five = adc_move_refusal(both, MOVES[:5], adc_stopped=False)
+    six = adc_move_refusal(both, MOVES, adc_stopped=False)
+    assert five is not None and six is not None
+    assert f"({', '.join(MOVES[:5])})" in five and "…" not in five
+    assert f"({', '.join(MOVES[:5])} …)" in six and "pwong" not in six
+    assert "6 mailbox(es)" in six
