@@ -179,15 +179,21 @@ def test_sigkill_at_random_points_then_the_undo_file_restores_slapd_exactly(
     code, err, took = exdir.run("apply", str(plan_file), "--apply", "--undo-file",
                                 str(rerun_undo))
     assert code == 0, err
+    rerun_applied = int(err.split("applied ", 1)[1].split(" ", 1)[0])
     assert steps >= target and "already done" in err, err
     same(clean, slapd_state(server), "killed, then the plan re-run")
     print(f"  kill after {steps} journalled step(s), then the plan re-run: "
           f"{short(err)} in {took:.2f} s; the state equals a clean full apply")
-    # and the re-run's undo file rolls back all of it, the steps the killed run did too
+    # the re-run's undo file rolls back exactly what the re-run wrote; the killed run's
+    # own undo file then rolls back what it had done: together, the state before
     code, err, _ = exdir.run("apply", str(rerun_undo), "--apply", "--undo-file",
                              str(tmp_path / "rerun-redo.ldif"))
-    assert code == 0 and f"applied {STEPS} step(s)" in err, err
-    same(before, slapd_state(server), "the re-run's undo file")
+    assert code == 0 and f"applied {rerun_applied} step(s)" in err, err
+    assert rerun_applied < STEPS
+    code, err, _ = exdir.run("apply", str(undo), "--apply", "--undo-file",
+                             str(tmp_path / "killed-redo.ldif"))
+    assert code == 0 and "already done" in err, err
+    same(before, slapd_state(server), "the re-run's undo file, then the killed run's")
     total = time.perf_counter() - started
     print(f"kill test: {restored} kill points, {restored} restored exactly; "
           f"{sum(1 for k in kills if k[1] == 0)} landed before any step; total {total:.1f} s")
