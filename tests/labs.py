@@ -7,6 +7,8 @@ them, so that "the same test on three backends" means the same thing everywhere.
 """
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -46,6 +48,19 @@ def server_options(server: Server) -> list[str]:
     """The CLI options that reach a server, the password from a file as an operator would."""
     return ["--url", server.url, "--bind-dn", server.bind_dn,
             "--password-file", str(server.password_file)]
+
+
+def process_env() -> dict[str, str]:
+    """The environment of an `exdir` child process: this tree importable, no EXDIR_* of
+    the user's leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXDIR_")}
+    env["PYTHONPATH"] = str(SAMPLES.parent)
+    return env
+
+
+def exdir_argv(*args: str) -> list[str]:
+    """`exdir ARGS` as a child process (python3 -m commands.main)."""
+    return [sys.executable, "-m", "commands.main", *args]
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -534,3 +534,15 @@ def reply_lost_at(k: int) -> Callable[[int, str, str], None]:
             raise DirectoryError(f"{dn}: connection reset after the {what} was sent", dn=dn,
                                  result="unavailable")
     return hook
+
+
+def write_by_hand(directory: Directory, change: Change) -> None:
+    """What an administrator (or an interrupted exdir) did: the change, straight to the server."""
+    if isinstance(change, Modify):
+        directory.modify(change.dn, change.mods)
+    elif isinstance(change, Rename):
+        directory.rename(change.dn, change.new_rdn, change.new_superior)
+    elif isinstance(change, Add):
+        directory.add(change.dn, {n: list(v) for n, v in change.attributes})
+    elif isinstance(change, Delete):
+        directory.delete(change.dn)

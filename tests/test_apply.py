@@ -24,7 +24,8 @@ from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render, value_line
 from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename
 from tests.labs import LDIF_SLAPD, Lab, same_state, sample_lab, undo_files
-from tests.plans import Faulty, fail_at, homes, mailboxes, mixed_plan, simulate, snapshot
+from tests.plans import (Faulty, fail_at, homes, mailboxes, mixed_plan, simulate, snapshot,
+                         write_by_hand)
 
 # The engine's own tests run in a lab with the ADC stopped: the safety gates have
 # their tests in tests/test_gates.py.
@@ -34,18 +35,6 @@ run = partial(apply_engine.run, safety=Safety(lab=True, adc_stopped=True))
 @pytest.fixture(params=LDIF_SLAPD)
 def lab(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
     return sample_lab(request, tmp_path, monkeypatch)
-
-
-def write_by_hand(directory: Directory, change: Change) -> None:
-    """What an administrator (or an interrupted exdir) did: the change, straight to the server."""
-    if isinstance(change, Modify):
-        directory.modify(change.dn, change.mods)
-    elif isinstance(change, Rename):
-        directory.rename(change.dn, change.new_rdn, change.new_superior)
-    elif isinstance(change, Add):
-        directory.add(change.dn, {n: list(v) for n, v in change.attributes})
-    elif isinstance(change, Delete):
-        directory.delete(change.dn)
 
 
 def first_delete(plan: Plan) -> tuple[int, Modify]:

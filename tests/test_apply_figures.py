@@ -24,10 +24,10 @@ from exdir import lab as labgen
 from exdir.apply import run
 from exdir.directory import Directory, open_url
 from exdir.ldif_in import read_plan
-from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename
+from exdir.plan import Change, Delete, Mod, Modify, Plan, Rename
 from tests.labs import LDIF_SLAPD, SAMPLE, Lab, new_lab, same_state
 from tests.plans import (homes, mailboxes, move, moves_plan, new_contact, other_home,
-                         snapshot, x500)
+                         snapshot, write_by_hand, x500)
 
 EXAMPLES = 100  # per backend: 200 plans in all
 
@@ -61,17 +61,6 @@ def _candidates(d: Directory) -> list[list[Change]]:
     return out
 
 
-def _by_hand(d: Directory, change: Change) -> None:
-    if isinstance(change, Modify):
-        d.modify(change.dn, change.mods)
-    elif isinstance(change, Rename):
-        d.rename(change.dn, change.new_rdn, change.new_superior)
-    elif isinstance(change, Add):
-        d.add(change.dn, {n: list(v) for n, v in change.attributes})
-    elif isinstance(change, Delete):
-        d.delete(change.dn)
-
-
 @pytest.fixture(params=LDIF_SLAPD)
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Lab:
     return new_lab(request.param, SAMPLE.read_text(encoding="utf-8"), request, tmp_path)
@@ -95,7 +84,7 @@ def test_b_plans_mixing_pending_and_done_steps_undo_exactly(lab: Lab) -> None:
         done = [pool[i][0] for i, was_done in picks if was_done]
         with lab.open() as d:
             for c in done:
-                _by_hand(d, c)
+                write_by_hand(d, c)
             d.save()
         with lab.open() as d:
             before = snapshot(d)
@@ -118,7 +107,7 @@ def test_b_plans_mixing_pending_and_done_steps_undo_exactly(lab: Lab) -> None:
         same_state(before, lab.state())  # exactly as before this run: done steps stay
         with lab.open() as d:  # the hand-made steps undone, for the next example
             for c in reversed(done):
-                _by_hand(d, c.inverse())
+                write_by_hand(d, c.inverse())
             d.save()
         same_state(original, lab.state())
 

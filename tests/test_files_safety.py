@@ -31,6 +31,7 @@ from exdir.directory import open_ldif
 from exdir.errors import ExdirError, FileWriteError, InputError
 from exdir.journal import Journal
 from exdir.report import ReportNotWritten, write_report
+from tests.labs import exdir_argv, process_env as env
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "fabrikam.ldif"
@@ -41,16 +42,6 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("EXDIR_")}
-    e["PYTHONPATH"] = str(ROOT)
-    return e
-
-
-def exdir_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "commands.main", *args]
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,21 +22,12 @@ import pytest
 from exdir import files
 from exdir.directory import _Mod, open_ldif
 from exdir.errors import Refused
+from tests.labs import exdir_argv as exdir, process_env as env
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "fabrikam.ldif"
 JOHN = "CN=Smith\\, John,OU=Staff,DC=fabrikam,DC=com"
 KIM = "CN=Kim Akers,OU=Staff,DC=fabrikam,DC=com"
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("EXDIR_")}
-    e["PYTHONPATH"] = str(ROOT)
-    return e
-
-
-def exdir(*args: str) -> list[str]:
-    return [sys.executable, "-m", "commands.main", *args]
 
 
 @pytest.fixture
