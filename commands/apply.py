@@ -96,9 +96,9 @@ def apply_cmd(
     do_apply: bool = typer.Option(False, "--apply", help="Carry the plan out (default: show it)."),
     undo_file: Optional[str] = typer.Option(
         None, "--undo-file", metavar="PATH",
-        help="Where to write the undo file (default exdir-undo-<UTC time>.ldif here)."),
+        help="A new file for the undo (never replaced; default exdir-undo-<UTC time>.ldif here)."),
     report: Optional[str] = typer.Option(None, "--report", metavar="PATH",
-                                         help="Write what happened to PATH (.json or .xml)."),
+                                         help="Write what happened to the new file PATH (.json or .xml)."),
     lab: bool = typer.Option(False, "--lab",
                              help="This is a lab: a plan that renames the organisation or an "
                                   "administrative group may apply (one DC only)."),
@@ -107,14 +107,17 @@ def apply_cmd(
 ) -> None:
     """Show (default) or apply a reviewed plan file exactly: an earlier dry run
     or an undo file. Every step is checked against the directory first; a step
-    already done is skipped, so an interrupted run can be run again.
+    already done is skipped (and left out of the new undo file), so an
+    interrupted run can be run again. The plan meets the same safety gates as
+    the command that made it: a rename needs --lab and one domain controller, a
+    move the ADC could undo needs --adc-stopped.
 
     \b
     Example: exdir --ldif lab.ldif apply exdir-undo-20261127T101500Z.ldif --apply
     """
     opts = options(ctx)
     try:
-        check_report_path(report)
+        check_report_path(report, undo_file)
         plan = read_plan(plan_file)
         if not opts.ldif and not opts.url:
             if do_apply:

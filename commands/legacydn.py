@@ -63,7 +63,7 @@ def set_cmd(
     """
     opts = options(ctx)
     try:
-        check_report_path(report)
+        check_report_path(report, undo_file)
         check_value(new_value)
         with opts.open(write=do_apply) as directory:
             entry = find_object(directory, obj)

@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     cannot be written (OutputFailed), even when it fails only at the last flush."""
     sys.stdout = _guard(sys.stdout, _ClosedPipeSafe)
     sys.stderr = _guard(sys.stderr, _StderrSafe)
+    bad = _not_text(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        print(f"exdir: {bad}", file=sys.stderr)
+        return 2
     previous = _install_signal_handlers()
     try:
         code = _dispatch(argv)
@@ -209,6 +213,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exdir: {exc.message}", file=sys.stderr)
         return code or exc.exit_code  # 1 (found problems), 3 or 4 tell more: kept
     return code
+
+
+def _not_text(args: list[str]) -> str | None:
+    """Why an argument (or an EXDIR_* variable) is unusable: bytes that are not UTF-8
+    arrive as lone surrogates, which no directory value or file name can hold."""
+    named = [(f"argument {i}", a) for i, a in enumerate(args, start=1)]
+    named += [(k, v) for k, v in os.environ.items() if k.startswith("EXDIR_")]
+    for what, text in named:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return (f"{what} is not UTF-8 text ({printable(text)}): give names and values "
+                    "in UTF-8")
+    return None
 
 
 def _dispatch(argv: list[str] | None) -> int:

@@ -48,7 +48,7 @@ def move(
     """
     opts = options(ctx)
     try:
-        check_report_path(report)
+        check_report_path(report, undo_file)
         identities = list(mailboxes or [])
         if from_file:
             stdin = (getattr(sys.stdin, "buffer", sys.stdin).read()  # bytes: decoded by

@@ -9,7 +9,7 @@ APPLY = typer.Option(False, "--apply", help="Carry the plan out (default: print 
 LAB = typer.Option(False, "--lab", help="Confirm this is a lab: renames apply only with it.")
 UNDO_FILE: Optional[str] = typer.Option(
     None, "--undo-file", metavar="PATH",
-    help="Where to write the undo file (default exdir-undo-<UTC time>.ldif here).")
+    help="A new file for the undo (never replaced; default exdir-undo-<UTC time>.ldif here).")
 REPORT: Optional[str] = typer.Option(None, "--report", metavar="PATH",
                                      help="Write what happened to PATH (.json or .xml).")
 KEEP_X500 = typer.Option(True, "--keep-x500/--no-keep-x500",

@@ -22,7 +22,7 @@ app = typer.Typer(help="Rename the organisation or an administrative group (lab 
 
 def _rename(opts: Options, make_scope, operation: str, *, do_apply: bool,  # type: ignore[no-untyped-def]
             lab: bool, undo_file: Optional[str], report: Optional[str], keep_x500: bool) -> None:
-    check_report_path(report)
+    check_report_path(report, undo_file)
     with opts.open(write=do_apply) as directory:
         topology = read_topology(directory)
         scope: RenameScope = make_scope(topology)

@@ -104,7 +104,7 @@ def add_cmd(
     """
     opts = options(ctx)
     try:
-        check_report_path(report)
+        check_report_path(report, undo_file)
         legacy = check_value(x500.legacy_value(value))
         with opts.open(write=do_apply) as directory:
             entry = find_object(directory, obj)
@@ -135,7 +135,7 @@ def remove_cmd(
     """
     opts = options(ctx)
     try:
-        check_report_path(report)
+        check_report_path(report, undo_file)
         legacy = x500.legacy_value(value)
         with opts.open(write=do_apply) as directory:
             entry = find_object(directory, obj)

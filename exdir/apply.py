@@ -110,6 +110,17 @@ def _holds(attribute: str, have: list[Value], value: Value) -> bool:
     return any(values_equal(attribute, h, value) for h in have)
 
 
+def _holds_as_written(attribute: str, have: list[Value], value: Value) -> bool:
+    """The value is there as the plan writes it.  The directory compares proxyAddresses
+    and most strings without case, but the case is data: `SMTP:` marks the primary
+    address, so a plan that swaps `SMTP:a`/`smtp:b` is not done while the old case
+    shows.  DN values are the exception: a server spells a reference as its target's
+    DN, whatever the case it was written in."""
+    if attribute.lower() in schema.dn_attributes():
+        return _holds(attribute, have, value)
+    return any(h == value for h in have)
+
+
 def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
     """True where the entry already shows the modify's result."""
     final: dict[str, tuple[set[int], list[Value], list[Value]]] = {}
@@ -136,7 +147,7 @@ def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
         if b"\0*" in removed and not added and have:
             return False
         for v in added:
-            if not _holds(name, have, v):
+            if not _holds_as_written(name, have, v):
                 return False
         for v in removed:
             if v != b"\0*" and _holds(name, have, v):
@@ -530,6 +541,7 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
     # On the in-memory directory a step changes nothing on disk until the save: the
     # journal says "staged", and "saved" once the file is rewritten.
     did = "staged" if directory.backend == "ldif" else "done"
+    held_signals: set[int] | None = None
     done: list[int] = []
     changes = checked.plan.changes
     t1 = time.perf_counter()
@@ -541,20 +553,27 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                     journal.step(record.number, "skipped", record.dn)
                     continue
                 s0 = time.perf_counter()
+                # a signal waits while a step is written and recorded: interrupted
+                # inside the client library, a write the server made would be
+                # neither recorded nor rolled back
+                step_held = _hold_signals()
                 try:
-                    _write(directory, changes[record.number - 1])
-                except Exception as exc:  # noqa: BLE001 - any failure rolls back
-                    record.outcome, record.detail = "failed", _message(exc)
-                    if not isinstance(exc, (Conflict, NoSuchEntry, EntryExists)) and _landed(
-                            directory, changes[record.number - 1]):
-                        done.append(record.number)  # rolled back with the others
-                        record.detail += " (the change was made nonetheless)"
-                        journal.step(record.number, f"{did} despite an error", record.dn)
-                    raise _Failed(record.number, exc) from None
-                record.seconds = time.perf_counter() - s0
-                record.outcome = "applied"
-                done.append(record.number)
-                journal.step(record.number, did, record.dn)
+                    try:
+                        _write(directory, changes[record.number - 1])
+                    except Exception as exc:  # noqa: BLE001 - any failure rolls back
+                        record.outcome, record.detail = "failed", _message(exc)
+                        if not isinstance(exc, (Conflict, NoSuchEntry, EntryExists)) and (
+                                _landed(directory, changes[record.number - 1])):
+                            done.append(record.number)  # rolled back with the others
+                            record.detail += " (the change was made nonetheless)"
+                            journal.step(record.number, f"{did} despite an error", record.dn)
+                        raise _Failed(record.number, exc) from None
+                    record.seconds = time.perf_counter() - s0
+                    record.outcome = "applied"
+                    done.append(record.number)
+                    journal.step(record.number, did, record.dn)
+                finally:
+                    _release_signals(step_held)  # a signal that came meanwhile acts here
                 if progress:
                     progress(len(done), len(pending))
             timings["write"] = time.perf_counter() - t1
@@ -565,6 +584,10 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                 raise _Failed(done[-1] if done else 0, ExdirError("read-back: " + "; ".join(
                     problems[:5])))
             if save and directory.backend == "ldif":
+                # From here to the journal's last line a signal is held, not acted on: a
+                # SIGTERM after the file is replaced but before the journal and the result
+                # say so would report "nothing was saved" about a saved file.
+                held_signals = _hold_signals()
                 try:
                     directory.save()
                 except (OSError, ExdirError) as exc:
@@ -579,6 +602,10 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                         else ("rolled back", EXIT_ROLLED_BACK))
                     result.message = (f"{said} (nothing was written: the undo file "
                                       f"{undo_path} is not needed)")
+                    try:
+                        _release_signals(held_signals)
+                    except (KeyboardInterrupt, Interrupted):
+                        pass  # nothing was saved either way: the message above is true
                     return result
                 journal.note(f"saved {len(done)} step(s) to {directory.describe()}")
             elif save:
@@ -590,6 +617,10 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
             return _roll_back(directory, checked, done, failure, result, journal, timings)
         except (KeyboardInterrupt, Interrupted) as stop:
             name = getattr(stop, "name", "SIGINT")
+            try:
+                _release_signals(held_signals)  # blocked if it came during the save
+            except (KeyboardInterrupt, Interrupted):
+                pass  # the same signal, held: it is being handled
             journal.note(f"interrupted by {name}")
             halted = _Failed(done[-1] if done else 0, ExdirError(f"interrupted by {name}"))
             _roll_back(directory, checked, done, halted, result, journal, timings)
@@ -609,7 +640,32 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                       + (f", {len(checked.steps) - len(done)} already done" if
                          len(done) < len(checked.steps) else "")
                       + f"; undo file {undo_path}")
+    try:
+        _release_signals(held_signals)
+    except (KeyboardInterrupt, Interrupted) as stop:  # it came during the save: all saved
+        name = getattr(stop, "name", "SIGINT")
+        result.exit_code = 128 + getattr(stop, "signum", 2)
+        result.message = f"interrupted by {name} after the save: " + result.message
     return result
+
+
+def _hold_signals() -> set[int] | None:
+    """Block SIGINT and SIGTERM (they stay pending); what was blocked before, or None
+    where signals cannot be blocked here."""
+    import signal
+
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _release_signals(previous: set[int] | None) -> None:
+    """Unblock what _hold_signals blocked: a pending signal is acted on now."""
+    import signal
+
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _also_changed(directory: Directory, checked: Checked, failed: int,

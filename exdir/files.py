@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Callable, Iterator, Sequence, TextIO
 
-from .errors import FileWriteError, InputError, Refused
+from .errors import FileWriteError, InputError, Interrupted, Refused
 
 Warn = Callable[[str], None]
 
@@ -510,6 +510,21 @@ def check_unchanged(held: HeldFile, seen: Fingerprint) -> None:
         raise Refused(changed)
 
 
+def stop_if_signalled() -> None:
+    """Raise Interrupted for a SIGINT or SIGTERM that is pending because the caller
+    holds them (exdir.apply does during a save, so that the signal cannot land between
+    the file being replaced and the journal saying so): the save stops before the
+    rename, the temporary is removed and the file is as it was."""
+    import signal
+
+    try:
+        got = signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 0)
+    except (AttributeError, OSError, ValueError):
+        return
+    if got is not None:
+        raise Interrupted(got.si_signo)
+
+
 class _HashingWriter:
     """The temporary file as the writer sees it: every byte written is hashed, so the
     fingerprint of the new file costs no read."""
@@ -522,7 +537,10 @@ class _HashingWriter:
     def write(self, data) -> int:  # type: ignore[no-untyped-def]
         b = bytes(data)
         self.hash.update(b)
+        before = self.size
         self.size += len(b)
+        if before >> 20 != self.size >> 20:  # every MiB: a long save stays interruptible
+            stop_if_signalled()
         return self._fh.write(b)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
@@ -577,6 +595,7 @@ def rewrite(path: str, write: Callable[[IO[bytes]], None], warn: Warn | None = N
                 fh.flush()
                 os.fsync(fh.fileno())
                 new = os.fstat(fh.fileno())
+            stop_if_signalled()  # the last moment the file can still be left as it was
             os.replace(tmp, target)
             placed = True
         except OSError as exc:

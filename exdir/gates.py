@@ -70,23 +70,30 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
     renames = [c for c in plan.changes if isinstance(c, Rename)]
     homes = [c for c in plan.changes if isinstance(c, Modify)
              and any(m.attribute.lower() == "homemdb" for m in c.mods)]
-    if not renames and not homes and not _named_values(plan):
+    named = _named_values(plan)
+    if not renames and not homes and not named:
         return []
-    if topology is None and (renames or homes):
+    if topology is None:
         try:
             topology = read_topology(directory)
         except ExdirError:
             topology = None  # not an Exchange organisation: no rename or move gate applies
     gates: list[Gate] = []
-    renamed = _renamed_containers(topology, renames) if topology else []
-    if renamed and topology is not None:
-        gates += _rename_gates(directory, topology, plan, renamed, safety)
-    if homes and topology is not None:
-        gates += _adc_gate(directory, topology, homes, safety)
-    if not renamed:
-        writes = plan if pending is None else Plan(tuple(
-            c for n, c in enumerate(plan.changes, start=1) if n in set(pending)))
-        gates += _unique_gate(directory, writes)
+    if topology is not None:
+        gates += _holding_containers(topology, renames)
+        renamed = _renamed_containers(topology, renames)
+        # a new legacyExchangeDN without a rename: a change of prefix when other values
+        # sit under the old one (then the rename gates apply); a correction when none do
+        renamed += [r for r in _relabelled_containers(topology, plan)
+                    if all(dnu.key(r.dn) != dnu.key(x.dn) for x in renamed)
+                    and _stale_gate(directory, plan, r)]
+        if renamed:
+            gates += _rename_gates(directory, topology, plan, renamed, safety)
+        if homes:
+            gates += _adc_gate(directory, topology, plan, safety)
+    writes = plan if pending is None else Plan(tuple(
+        c for n, c in enumerate(plan.changes, start=1) if n in set(pending)))
+    gates += _unique_gate(directory, writes)
     return gates
 
 
@@ -129,6 +136,47 @@ def _renamed_containers(topology: Topology, renames: Sequence[Rename]) -> list[_
     return out
 
 
+def _holding_containers(topology: Topology, renames: Sequence[Rename]) -> list[Gate]:
+    """Renames of what holds the organisation or the administrative groups (CN=Microsoft
+    Exchange, CN=Administrative Groups, CN=Services...): Exchange finds its organisation
+    by those names, and no legacyExchangeDN rewrite follows them.  Never applied."""
+    org = dnu.key(topology.organization.dn)
+    groups = [dnu.key(g.dn) for g in topology.admin_groups]
+    gates: list[Gate] = []
+    for change in renames:
+        key = dnu.key(change.dn)
+        if key == org or key in groups:
+            continue  # the organisation or a group itself: the rename gates below
+        held = [k for k in (org, *groups) if k.endswith("," + key)]
+        if held:
+            gates.append(Gate("rename", f"the plan renames {change.dn}, which holds the "
+                                        "organisation or its administrative groups: exdir "
+                                        "renames only the organisation or an administrative "
+                                        "group object itself"))
+    return gates
+
+
+def _relabelled_containers(topology: Topology, plan: Plan) -> list[_Renamed]:
+    """The organisation's or a group's legacyExchangeDN changed without a rename: the
+    same change of prefix as a rename, with the same gates (lab, one DC, stale values)."""
+    org = topology.organization
+    owners = {dnu.key(org.dn): ("organisation", org.dn, org.name, org.system_flags)}
+    for g in topology.admin_groups:
+        owners[dnu.key(g.dn)] = ("administrative group", g.dn, g.name, g.system_flags)
+    out: list[_Renamed] = []
+    for change, origin in zip(plan.changes, plan.origins()):
+        owner = owners.get(dnu.key(origin))
+        if owner is None or not isinstance(change, Modify):
+            continue
+        old = [v for m in change.mods if m.attribute.lower() == "legacyexchangedn"
+               and m.op == "delete" for v in m.values if isinstance(v, str)]
+        new = [v for m in change.mods if m.attribute.lower() == "legacyexchangedn"
+               and m.op in ("add", "replace") for v in m.values if isinstance(v, str)]
+        if old and new and old[0].lower() != new[0].lower():
+            out.append(_Renamed(owner[0], owner[1], owner[2], owner[3], old[0], new[0]))
+    return out
+
+
 def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
                   renamed: list[_Renamed], safety: Safety) -> list[Gate]:
     gates: list[Gate] = []
@@ -160,12 +208,13 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
                             deleted.add((dnu.key(origin), mod.attribute.lower(), v.lower()))
                     if mod.op == "delete" and not mod.values or mod.op == "replace":
                         deleted.add((dnu.key(origin), mod.attribute.lower(), "*"))
-        # values the plan itself gives (an add after the rename, run again): its own
-        for attribute, values in _added(change):
-            for v in values:
-                if isinstance(v, str):
-                    deleted.add((dnu.key(change.dn), attribute, v.lower()))
     missed: list[str] = []
+    for change in plan.changes:  # a value the plan itself writes under the old prefix
+        for attribute, values in _added(change):
+            if attribute not in ("legacyexchangedn", "msexchhomeservername"):
+                continue
+            missed += [f"{change.dn} ({attribute}, written by the plan)" for v in values
+                       if isinstance(v, str) and has_prefix(v, r.old_prefix)]
     for entry in directory.search_partitions(flt, ("legacyExchangeDN", "msExchHomeServerName")):
         key = dnu.key(entry.dn)
         for attribute in ("legacyExchangeDN", "msExchHomeServerName"):
@@ -185,21 +234,35 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
 
 # --- moves ----------------------------------------------------------------------------
 
-def _adc_gate(directory: Directory, topology: Topology, homes: Sequence[Modify],
+def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
               safety: Safety) -> list[Gate]:
-    same_group: list[str] = []
-    for change in homes:
-        old = [v for m in change.mods if m.attribute.lower() == "homemdb" and m.op == "delete"
-               for v in m.values if isinstance(v, str)]
-        new = [v for m in change.mods if m.attribute.lower() == "homemdb"
-               and m.op in ("add", "replace") for v in m.values if isinstance(v, str)]
-        if not old or not new:
+    """Per mailbox over the whole plan (a move split over two steps is one move): the
+    first homeMDB it loses, the last it gains."""
+    lost: dict[str, str] = {}
+    gained: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for change, origin in zip(plan.changes, plan.origins()):
+        if not isinstance(change, Modify):
             continue
-        source, target = _server(topology, old[0]), _server(topology, new[0])
+        key = dnu.key(origin)
+        for m in change.mods:
+            if m.attribute.lower() != "homemdb":
+                continue
+            for v in m.values:
+                if isinstance(v, str) and m.op == "delete":
+                    lost.setdefault(key, v)
+                elif isinstance(v, str):
+                    gained[key] = v
+                    names[key] = change.dn
+    same_group: list[str] = []
+    for key, new in gained.items():
+        if key not in lost:
+            continue
+        source, target = _server(topology, lost[key]), _server(topology, new)
         if (source is not None and target is not None
                 and dnu.key(source.dn) != dnu.key(target.dn)
                 and dnu.key(source.admin_group or "") == dnu.key(target.admin_group or "")):
-            same_group.append(change.dn)
+            same_group.append(names[key])
     if safety.adc_stopped or not same_group:
         return []
     # named as administrators name them: by mailNickname (one bulk read)
@@ -228,12 +291,9 @@ def _named_values(plan: Plan) -> list[tuple[str, str, str]]:
     for change, origin in zip(plan.changes, plan.origins()):
         for attribute, values in _added(change):
             for v in values:
-                if not isinstance(v, str):
-                    continue
-                if attribute == "legacyexchangedn":
-                    out.append((origin, change.dn, v))
-                elif attribute == "proxyaddresses" and v[:5].upper() == "X500:":
-                    out.append((origin, change.dn, v[5:]))
+                form = _form(attribute, v)
+                if form is not None:
+                    out.append((origin, change.dn, form[1]))
     return out
 
 
@@ -245,21 +305,31 @@ def _added(change: Change) -> Iterable[tuple[str, Sequence[Value]]]:
     return []
 
 
-def _freed(plan: Plan) -> set[tuple[str, str]]:
-    """(entry key before the plan, lower-case legacy value) the plan takes away."""
-    out: set[tuple[str, str]] = set()
+def _freed(plan: Plan) -> set[tuple[str, str, str]]:
+    """(entry key before the plan, form, lower-case legacy value) the plan takes away;
+    form is "legacy" (legacyExchangeDN) or "x500" (a proxy): an object that loses its
+    X500 still holds the same value as its legacyExchangeDN."""
+    out: set[tuple[str, str, str]] = set()
     for change, origin in zip(plan.changes, plan.origins()):
         if not isinstance(change, Modify):
             continue
         for m in change.mods:
             for v in m.values if m.op == "delete" else ():
-                if not isinstance(v, str):
-                    continue
-                if m.attribute.lower() == "legacyexchangedn":
-                    out.add((dnu.key(origin), v.lower()))
-                elif m.attribute.lower() == "proxyaddresses" and v[:5].upper() == "X500:":
-                    out.add((dnu.key(origin), v[5:].lower()))
+                form = _form(m.attribute, v)
+                if form is not None:
+                    out.add((dnu.key(origin), form[0], form[1].lower()))
     return out
+
+
+def _form(attribute: str, value: Value) -> tuple[str, str] | None:
+    """("legacy" | "x500", the legacyExchangeDN value) of a value, or None."""
+    if not isinstance(value, str):
+        return None
+    if attribute.lower() == "legacyexchangedn":
+        return "legacy", value
+    if attribute.lower() == "proxyaddresses" and value[:5].upper() == "X500:":
+        return "x500", value[5:]
+    return None
 
 
 def _holders(directory: Directory, values: list[str]) -> list[Entry]:
@@ -270,7 +340,7 @@ def _holders(directory: Directory, values: list[str]) -> list[Entry]:
         wanted = {v.lower() for v in values}
         return [e for e in directory.search_partitions(
                     "(|(legacyExchangeDN=*)(proxyAddresses=X500:*))", attributes)
-                if any(v.lower() in wanted for v in _legacy_forms(e))]
+                if any(v.lower() in wanted for _, v in _legacy_forms(e))]
     out: list[Entry] = []
     for i in range(0, len(values), _CHUNK):
         terms = "".join(f"(legacyExchangeDN={escape_filter_chars(v)})"
@@ -280,28 +350,42 @@ def _holders(directory: Directory, values: list[str]) -> list[Entry]:
     return out
 
 
-def _legacy_forms(entry: Entry) -> list[str]:
-    return entry.texts("legacyExchangeDN") + [p[5:] for p in entry.texts("proxyAddresses")
-                                              if p[:5].upper() == "X500:"]
+def _legacy_forms(entry: Entry) -> list[tuple[str, str]]:
+    return [f for f in (_form("legacyExchangeDN", v) for v in entry.texts("legacyExchangeDN"))
+            if f] + [f for f in (_form("proxyAddresses", p) for p in entry.texts("proxyAddresses"))
+                     if f]
 
 
 def _unique_gate(directory: Directory, plan: Plan) -> list[Gate]:
+    """No value the plan gives may be held, in either form, by another object.
+
+    Holders are read before the plan runs, so they are named by their DNs before it:
+    the plan's entry is the holder when its DN before the plan is the holder's, or,
+    for a rename already done by an earlier run, when the step's DN is, unless that
+    name is another entry's before the plan (a plan that renames one object away and
+    another onto its name is not given the first one's values)."""
     named = _named_values(plan)
     if not named:
         return []
     freed = _freed(plan)
+    origin_keys = {dnu.key(o) for o in plan.origins()}
     owners: dict[str, set[str]] = {}  # lower value -> names of the plan's entry getting it
     for origin, step_dn, value in named:
-        owners.setdefault(value.lower(), set()).update((dnu.key(origin), dnu.key(step_dn)))
+        names = {dnu.key(origin)}
+        if dnu.key(step_dn) not in origin_keys:
+            names.add(dnu.key(step_dn))
+        owners.setdefault(value.lower(), set()).update(names)
     gates: list[Gate] = []
     for holder in _holders(directory, sorted({v for _, _, v in named}, key=str.lower)):
         key = dnu.key(holder.dn)
-        for held in _legacy_forms(holder):
+        for form, held in _legacy_forms(holder):
             owner = owners.get(held.lower())
-            if owner is None or key in owner or (key, held.lower()) in freed:
+            if owner is None or key in owner or (key, form, held.lower()) in freed:
                 continue
-            gates.append(Gate("unique", f"{held!r} is already held by {holder.dn}: two objects "
-                                        "with one legacyExchangeDN or X500 proxy misdeliver mail"))
+            gate = Gate("unique", f"{held!r} is already held by {holder.dn}: two objects with "
+                                  "one legacyExchangeDN or X500 proxy misdeliver mail")
+            if gate not in gates:
+                gates.append(gate)
     for value, group in _group(named).items():
         keys = {dnu.key(o) for o, _, _ in group}
         if len(keys) > 1:

@@ -22,7 +22,7 @@ from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
 from . import schema
-from .dn import lenient_parts, unescape
+from .dn import MAX_PARTS, _strip_value, lenient_parts, shorten, unescape
 from .errors import InputError, Refused
 
 Value: TypeAlias = str | bytes
@@ -87,6 +87,8 @@ def _components(dn: str) -> list[tuple[str, str, str]]:
     """
     if not isinstance(dn, str) or not dn.strip():
         raise InvalidChange(f"empty or missing DN: {dn!r}")
+    if dn.count("=") > MAX_PARTS:
+        raise InvalidChange(f"a DN of more than {MAX_PARTS} parts ({shorten(dn)})")
     try:
         components = parse_dn(dn, strip=False)
     except (LDAPInvalidDnError, IndexError, ValueError):
@@ -97,7 +99,8 @@ def _components(dn: str) -> list[tuple[str, str, str]]:
             lenient = lenient_parts(dn)
             if lenient is None:
                 raise InvalidChange(f"malformed DN {dn!r}: {exc}") from None
-            components = [(attr, value.strip(), sep) for attr, value, sep in lenient]
+            # an escaped trailing space (`a\\ `) is part of the value, not padding
+            components = [(attr, _strip_value(value), sep) for attr, value, sep in lenient]
     return list(components)
 
 
@@ -191,6 +194,16 @@ def value_key(attribute: str, value: Value) -> Value:
     return value.lower() if isinstance(value, str) else value
 
 
+def _written_key(attribute: str, value: Value) -> Value:
+    """A value as a change writes it: its case is data (`SMTP:` is the primary address,
+    a display name's capitals are what users see), so deleting `SMTP:a` and adding
+    `smtp:a` is a change, not nothing.  DN values keep the directory's comparison: a
+    server spells a reference as its target's DN."""
+    if attribute.split(";")[0].lower() in schema.dn_attributes():
+        return value_key(attribute, value)
+    return canonical_value(attribute, value)
+
+
 def one_line(reason: str) -> str:
     """A reason as LDIF comments carry it: control characters and runs of spaces become one space."""
     return " ".join(_CONTROL.sub(" ", reason).split())
@@ -266,7 +279,8 @@ class Modify:
         """True where applying the blocks to any entry holding the deleted values changes nothing.
 
         A delete undone by an add of the same value (or the reverse) cancels, values
-        compared as the schema says; replaces and value-less deletes never cancel.
+        compared as written (DN values as the schema says); replaces and value-less
+        deletes never cancel.
         """
         added: dict[str, set[Value]] = {}
         removed: dict[str, set[Value]] = {}
@@ -277,7 +291,7 @@ class Modify:
             plus, minus = added.setdefault(name, set()), removed.setdefault(name, set())
             mine, theirs = (minus, plus) if mod.op == "delete" else (plus, minus)
             for value in mod.values:
-                key = value_key(mod.attribute, value)
+                key = _written_key(mod.attribute, value)
                 if key in theirs:
                     theirs.remove(key)
                 elif key in mine:

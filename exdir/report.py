@@ -121,11 +121,16 @@ def write_report(path: str, result: ApplyResult,
                                f"{exc.strerror or exc}", path=path) from None
 
 
-def check_report_path(path: str | None) -> None:
+def check_report_path(path: str | None, undo_file: str | None = None) -> None:
     """Refuse a bad --report name before anything runs (exit 2): not .json/.xml, an
-    existing file (of any kind), a missing folder."""
+    existing file (of any kind), a missing folder, or the name the undo file (or its
+    journal) will take: the report would be refused only after the writes."""
     if path is None:
         return
+    if undo_file is not None and os.path.abspath(path) in (
+            os.path.abspath(undo_file), os.path.abspath(undo_file + ".journal")):
+        raise InputError(f"--report {shown(path)}: the undo file takes that name; give "
+                         "another")
     if os.path.splitext(path)[1].lower() not in (".json", ".xml"):
         raise InputError(f"--report {shown(path)}: the name must end in .json or .xml")
     check_new_path(path, "--report")

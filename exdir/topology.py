@@ -60,6 +60,13 @@ def _bool(value: str | None) -> bool:
     return (value or "").strip().upper() == "TRUE"
 
 
+def _mixed(value: str | None) -> bool:
+    """msExchMixedMode: only FALSE (or no value) is native mode.  Anything else (`1`,
+    `yes`, a typo) is taken as mixed, the state whose safety rules are stricter: a
+    wrong "native" would let the ADC write old homes back over a move."""
+    return value is not None and value.strip().upper() != "FALSE"
+
+
 def _int(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -232,7 +239,7 @@ def read_topology(directory: Directory) -> Topology:
                          + ", ".join(sorted(e.dn for e in orgs)))
     o = orgs[0]
     org = Organization(dn=o.dn, name=dnu.rdn_value(o.dn), legacy_dn=o.text("legacyExchangeDN"),
-                       mixed_mode=_bool(o.text("msExchMixedMode")),
+                       mixed_mode=_mixed(o.text("msExchMixedMode")),
                        system_flags=_int(o.text("systemFlags")))
     topo_parts: dict[str, list] = {k: [] for k in ("ag", "srv", "sg", "store", "mta", "ca")}
     for e in found:

@@ -312,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None:
             ms = ms[:args.limit]
         plan[module] = ms
-        if not args.json:
-            print(f"{module}: {len(ms)} of {total} mutants", file=sys.stderr)
+        print(f"{module}: {len(ms)} of {total} mutants", file=sys.stderr)
     if args.list:
         for ms in plan.values():
             for m in ms:
@@ -354,12 +353,14 @@ def main(argv: list[str] | None = None) -> int:
                     target.write_text(sources[m.module], encoding="utf-8")
                     with lock:
                         free.append(tree)
-                if not args.json:
-                    print(f"  {m.status:8} {m.where()}", file=sys.stderr)
+                print(f"  {m.status:8} {m.where()}", file=sys.stderr, flush=True)
                 return m
 
-            with ThreadPoolExecutor(max_workers=len(trees)) as pool:
+            pool = ThreadPoolExecutor(max_workers=len(trees))
+            try:
                 done = list(pool.map(one, ms))
+            finally:  # ^C: drop the queued mutants, let the running ones end, clean up
+                pool.shutdown(wait=True, cancel_futures=True)
             counts = {s: sum(m.status == s for m in done)
                       for s in ("killed", "survived", "timeout", "error")}
             results[module] = {"tests": files, "baseline_seconds": round(base, 2),

@@ -346,11 +346,14 @@ def _within(value: str, base: str) -> bool:
         return False
 
 
-def new_contact(directory: Directory, name: str, parent: str | None = None) -> Add:
+def new_contact(directory: Directory, name: str, parent: str | None = None,
+                avoid: str | None = None) -> Add:
     """A mail-enabled contact like the ones the directory holds (legacyExchangeDN under the
-    default admin group's recipients)."""
+    first admin group's recipients, other than `avoid`: a plan that renames that group
+    must not write a value under its old prefix)."""
     topo = read_topology(directory)
-    group = next((g for g in topo.admin_groups if g.legacy_dn), None)
+    group = next((g for g in topo.admin_groups if g.legacy_dn
+                  and (avoid is None or g.name.lower() != avoid.lower())), None)
     assert group is not None and group.legacy_dn
     parent = parent or f"OU=Staff,{directory.naming.domain}"
     alias = "".join(c for c in name if c.isalnum())
@@ -405,7 +408,7 @@ def mixed_plan(directory: Directory, size: int | None = None, *,
         movable.append(box)
     moves = [move(b, other_home(b, local)) for b in movable]
     proxies = [p for p in (x500(b) for b in movable) if p is not None]
-    add = new_contact(directory, "Partner Desk")
+    add = new_contact(directory, "Partner Desk", avoid=admin_group)
     delete = delete_one(directory)
     fixed = len(rename) + 2
     if size is not None:

@@ -399,3 +399,21 @@ def test_a_full_disk_during_the_save_leaves_the_file_and_says_so(
     assert journal.splitlines()[-1].startswith("failed saving")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.ldif", "plan.ldif", "undo.ldif",
                                                           "undo.ldif.journal"]
+
+
+def test_a_change_of_case_alone_is_a_change(lab: Lab) -> None:
+    """Swapping `SMTP:` (the primary address) and `smtp:` changes only case, and the
+    directory compares proxyAddresses without case; the plan must still apply it."""
+    jsmith = "CN=Smith\\, John,OU=Staff,DC=fabrikam,DC=com"
+    with lab.open() as d:
+        before = snapshot(d)
+        held = d.read(jsmith, ("proxyAddresses",)).texts("proxyAddresses")  # type: ignore[union-attr]
+        primary = next(p for p in held if p.startswith("SMTP:"))
+        other = next(p for p in held if p.startswith("smtp:"))
+        swapped = ("smtp:" + primary[5:], "SMTP:" + other[5:])
+        plan = Plan((Modify(jsmith, (Mod("delete", "proxyAddresses", (primary, other)),
+                                     Mod("add", "proxyAddresses", swapped)), "swap"),))
+    assert len(plan) == 1
+    first, _ = apply_then_undo(lab, plan)
+    assert [s.status for s in first.steps] == ["pending"]  # type: ignore[attr-defined]
+    same_state(before, lab.state())

@@ -83,3 +83,40 @@ def test_a_signal_during_an_apply_on_an_ldif_file_saves_nothing(tmp_path: Path, 
                                                           "undo.ldif.journal"]
     journal = Path(str(undo) + ".journal").read_text(encoding="utf-8")
     assert "\ndone " not in journal and "staged 1 " in journal and "saved" not in journal
+
+
+def test_a_signal_right_after_the_save_says_saved_and_names_the_undo_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM the moment the file is replaced: held until the journal and the message
+    are right, then reported as what it is (found by a hostile review: "nothing was
+    saved" about a saved file)."""
+    import os
+
+    from commands.main import main
+    from exdir.directory import LdifDirectory
+    from exdir.plan import Mod, Modify, Plan
+    from tests.labs import SAMPLE
+
+    path = tmp_path / "lab.ldif"
+    path.write_bytes(SAMPLE.read_bytes())
+    real_save = LdifDirectory.save
+
+    def save_then_signal(self):  # type: ignore[no-untyped-def]
+        real_save(self)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(LdifDirectory, "save", save_then_signal)
+    plan, undo = tmp_path / "plan.ldif", tmp_path / "undo.ldif"
+    plan.write_text(render(Plan((Modify("CN=Kim Akers,OU=Staff,DC=fabrikam,DC=com",
+                                        (Mod("add", "description", ("x",)),), "x"),))),
+                    encoding="utf-8")
+    code = main(["--ldif", str(path), "apply", str(plan), "--apply", "--undo-file", str(undo)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 143 and len(lines) == 1, err
+    assert "after the save" in lines[0] and "applied 1 step(s)" in lines[0]
+    assert str(undo) in lines[0]
+    assert b"description: x" in path.read_bytes()
+    journal = Path(str(undo) + ".journal").read_text(encoding="utf-8")
+    assert journal.splitlines()[-1] == "complete"

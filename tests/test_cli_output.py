@@ -446,3 +446,28 @@ def test_an_internal_error_exits_70_with_or_without_debug(
     assert code == 70, err
     assert ("Traceback" in err) == debug
     assert "a bug" in err
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "lab.ldif"
+    shutil.copy(SAMPLE, path)
+    original = path.read_bytes()
+    for args in ([b"legacydn", b"set", b"\xff", b"/o=Fabrikam/cn=x", b"--apply"],
+                 [b"x500", b"find", b"X500:/o=\xff"], [b"move", b"\xff", b"--to", b"EX2"]):
+        done = subprocess.run([sys.executable.encode(), b"-m", b"commands.main", b"--ldif",
+                               str(path).encode(), *args], cwd=ROOT, capture_output=True)
+        err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        assert done.returncode == 2 and len(err) == 1, (args, done.stderr)
+        assert "not UTF-8" in err[0] and "Traceback" not in err[0]
+    assert path.read_bytes() == original
+
+
+def test_an_absurdly_deep_dn_is_refused_quickly(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep.ldif"
+    dn = ",".join(f"CN=x{i}" for i in range(2000)) + ",DC=fabrikam,DC=com"
+    path.write_text(SAMPLE.read_text(encoding="utf-8") + f"\ndn: {dn}\nobjectClass: top\n",
+                    encoding="utf-8")
+    code = main(["--ldif", str(path), "topology"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "more than 256 parts" in err[0]

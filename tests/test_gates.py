@@ -207,3 +207,138 @@ def test_a_value_the_plan_frees_first_may_be_given(
     code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
     assert code == 0, err
     assert parse(plan.read_text(encoding="utf-8"), "plan")  # the file itself is untouched
+
+
+# --- found by a hostile review after the first round -----------------------------------
+
+AGS = "CN=Administrative Groups," + ORG
+KBERG = "CN=Karen Berg,OU=Staff,DC=fabrikam,DC=com"
+
+
+def hand_plan(lab: Lab, *changes: object) -> Path:
+    path = lab.tmp / "hand.ldif"
+    path.write_text(render(Plan(tuple(changes))), encoding="utf-8")  # type: ignore[arg-type]
+    return path
+
+
+@pytest.mark.parametrize("container", [ORG.split(",", 1)[1], AGS])
+def test_renaming_what_holds_the_organisation_is_refused_even_in_a_lab(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        container: str) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan = hand_plan(lab, Rename(container, "CN=Elsewhere"))
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply", "--lab")
+    refused_and_untouched(lab, code, err, before, original, "holds the organisation")
+
+
+def test_a_new_org_legacydn_without_a_rename_meets_the_rename_gates(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam-multidc.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan = hand_plan(lab, Modify(ORG, (Mod("delete", "legacyExchangeDN", ("/o=Fabrikam",)),
+                                       Mod("add", "legacyExchangeDN", ("/o=Contoso",))), "x"))
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "--lab", "3 domain controllers",
+                          "stale")
+
+
+def test_a_rename_plan_that_writes_the_old_prefix_back_is_stale(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    made, _ = dry_run(lab, capsys, "rename", "org", "Contoso")
+    plan = parse(made.read_text(encoding="utf-8"), "plan")
+    back = Plan(tuple(  # every rewrite writes its value under /o=Fabrikam again
+        Modify(c.dn, tuple(Mod(m.op, m.attribute, tuple(
+            v.replace("/o=Contoso", "/o=Fabrikam") if isinstance(v, str) and m.op == "add"
+            and m.attribute.lower() != "proxyaddresses" else v for v in m.values))
+            for m in c.mods), c.reason) if isinstance(c, Modify) else c
+        for c in plan.changes))
+    path = lab.tmp / "back.ldif"
+    path.write_text(render(back), encoding="utf-8")
+    code, _, err = lab.cli(capsys, "apply", str(path), "--apply", "--lab")
+    refused_and_untouched(lab, code, err, before, original, "stale", "written by the plan")
+
+
+def test_a_same_group_move_split_over_two_steps_meets_the_adc_gate(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam-mixed.ldif", request, tmp_path, monkeypatch)
+    made, _ = dry_run(lab, capsys, "move", "jsmith", "--to", "Mailbox Store (EX2)")
+    [move] = parse(made.read_text(encoding="utf-8"), "plan").changes
+    assert isinstance(move, Modify)
+    deletes = tuple(m for m in move.mods if m.op == "delete")
+    adds = tuple(m for m in move.mods if m.op == "add")
+    before, original = lab.state(), lab.file_bytes()
+    plan = hand_plan(lab, Modify(move.dn, deletes, "one"), Modify(move.dn, adds, "two"))
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "--adc-stopped", "jsmith")
+
+
+def test_an_unreadable_mixed_mode_is_taken_as_mixed(tmp_path: Path) -> None:
+    from exdir.directory import open_ldif
+    from exdir.topology import read_topology
+
+    text = (SAMPLES / "fabrikam-mixed.ldif").read_text(encoding="utf-8")
+    assert "msExchMixedMode: TRUE" in text
+    for spelled in ("1", "yes", "maybe", "TRUE", "true"):
+        path = tmp_path / f"m-{spelled}.ldif"
+        path.write_text(text.replace("msExchMixedMode: TRUE", f"msExchMixedMode: {spelled}"),
+                        encoding="utf-8")
+        with open_ldif(str(path), warn=lambda m: None) as d:
+            assert read_topology(d).organization.mixed_mode, spelled
+    path = tmp_path / "native.ldif"
+    path.write_text(text.replace("msExchMixedMode: TRUE", "msExchMixedMode: FALSE"),
+                    encoding="utf-8")
+    with open_ldif(str(path), warn=lambda m: None) as d:
+        assert not read_topology(d).organization.mixed_mode
+
+
+def test_renaming_one_object_onto_anothers_name_does_not_inherit_its_values(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    with lab.open() as d:
+        legacy = d.read(KBERG, ("legacyExchangeDN",)).texts("legacyExchangeDN")[0]  # type: ignore[union-attr]
+    before, original = lab.state(), lab.file_bytes()
+    plan = hand_plan(lab, Rename(KBERG, "CN=Karen Away"), Rename(JSMITH, "CN=Karen Berg"),
+                     Modify(KBERG, (Mod("add", "proxyAddresses", (f"X500:{legacy}",)),), "x"))
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "already held", "misdeliver")
+
+
+def test_freeing_the_proxy_leaves_the_legacydn_held(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    with lab.open() as d:
+        legacy = d.read(KBERG, ("legacyExchangeDN",)).texts("legacyExchangeDN")[0]  # type: ignore[union-attr]
+    code, _, err = lab.cli(capsys, "x500", "add", "kberg", f"X500:{legacy}", "--apply",
+                           "--undo-file", str(tmp_path / "u0.ldif"))
+    assert code == 0, err
+    before, original = lab.state(), lab.file_bytes()
+    plan = hand_plan(lab, Modify(KBERG, (Mod("delete", "proxyAddresses", (f"X500:{legacy}",)),),
+                                 "free the proxy"),
+                     Modify(JSMITH, (Mod("add", "proxyAddresses", (f"X500:{legacy}",)),), "x"))
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    assert code == 1, err
+    assert "already held" in err and lab.file_bytes() == original
+    same_state(before, lab.state())
+
+
+def test_a_rename_plan_meets_the_uniqueness_gate_too(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    made, _ = dry_run(lab, capsys, "rename", "admin-group", "Europe", "EMEA")
+    plan = parse(made.read_text(encoding="utf-8"), "plan")
+    extra = Modify(JSMITH, (Mod("add", "proxyAddresses", ("X500:" + KBERG_X500,)),), "x")
+    path = lab.tmp / "plus.ldif"
+    path.write_text(render(Plan((*plan.changes, extra))), encoding="utf-8")
+    code, _, err = lab.cli(capsys, "apply", str(path), "--apply", "--lab")
+    refused_and_untouched(lab, code, err, before, original, "Karen Berg", "misdeliver")

@@ -20,7 +20,9 @@ from exdir.checks import RENAME, Finding, adc_move_refusal, blocking, preflight
 from exdir.directory import Directory, open_ldif
 from exdir.ldif_in import parse
 from exdir.ldif_out import WIDTH, fold, render, value_line
-from exdir.plan import Add, Delete, Mod, Modify, Plan, Rename, Value
+from exdir.errors import InputError
+from exdir.plan import (Add, Delete, InvalidChange, Mod, Modify, NotInvertible, Plan, Rename, Value,
+                        canonical_dn, canonical_value, dn_key)
 from exdir.topology import Topology, read_topology
 from tests.labs import SAMPLES
 
@@ -293,3 +295,118 @@ def test_adc_refusal_names_at_most_five_mailboxes(tmp_path: Path) -> None:
     assert f"({', '.join(MOVES[:5])})" in five and "…" not in five
     assert f"({', '.join(MOVES[:5])} …)" in six and "pwong" not in six
     assert "6 mailbox(es)" in six
+
+
+# --- plan.py: behaviours the plan tests left open ----------------------------------
+
+def test_an_escaped_trailing_space_survives_spaces_around_the_comma() -> None:
+    """`CN=a\\ , DC=x` names the entry `a ` (trailing space): stripping the space the
+    backslash escapes would make `CN=a\\,DC=x`, one RDN holding a comma."""
+    assert canonical_dn("CN=a\\ , DC=x") == "CN=a\\ ,DC=x"
+    assert dn_key("CN=a\\ , DC=x") == dn_key("CN=a\\20,DC=x")
+    assert canonical_dn("CN=a , DC=x") == "CN=a,DC=x"
+
+
+def test_attribute_options_binary_makes_values_bytes() -> None:
+    assert canonical_value("description;binary", "abc") == b"abc"
+    assert canonical_value("description;lang-en", "abc") == "abc"
+
+
+def test_an_add_refuses_an_invalid_attribute_name() -> None:
+    with pytest.raises(InvalidChange, match="invalid attribute name"):
+        Add(NEW, CONTACT + (("bad name", ("x",)),))
+
+
+def test_modify_holds_only_mod_blocks_and_a_plan_only_changes() -> None:
+    with pytest.raises(InvalidChange, match="Mod instances"):
+        Modify(KIM, ("add: mail",))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not a change"):
+        Plan(("dn: x",))  # type: ignore[arg-type]
+
+
+def test_undo_reasons_pair_up_at_every_depth() -> None:
+    reasons = ["move", "undo: move", "undo: undo: move", "undo: undo: undo: move"]
+    for depth, reason in enumerate(reasons):
+        change = Modify(KIM, (Mod("add", "mail", ("a@x",)),), reason)
+        flipped = change.inverse().reason
+        assert flipped == (reasons[depth - 1] if depth % 2 else reasons[depth + 1])
+        assert change.inverse().inverse().reason == reason
+
+
+def test_rename_new_superior_is_canonical() -> None:
+    assert Rename(KIM, "CN=Kim", "OU=Other , DC=fabrikam, DC=com").new_superior == \
+        "OU=Other,DC=fabrikam,DC=com"
+
+
+def test_a_top_level_entry_renamed_in_place_inverts_moved_under_a_parent_does_not() -> None:
+    assert Rename("DC=com", "DC=org").inverse() == Rename("DC=org", "DC=com", None, "undo:")
+    with pytest.raises(NotInvertible, match="top-level"):
+        Rename("DC=com", "DC=org", "DC=example").inverse()
+
+
+def test_adds_and_deletes_are_addressed_by_their_own_dn() -> None:
+    assert Add(NEW, CONTACT).new_dn == NEW
+    assert Delete(KIM).new_dn == KIM
+
+
+def test_a_modify_mixing_a_replace_with_other_blocks_is_resolved() -> None:
+    plan = Plan((Modify(KIM, (Mod("add", "info", ("i",)), Mod("replace", "mail", ("b@x",)))),))
+    current, _ = _directory({(KIM, "mail"): ["a@x"]})
+    assert _mods(plan.resolve_replace(current), 0) == (
+        Mod("add", "info", ("i",)), Mod("delete", "mail", ("a@x",)), Mod("add", "mail", ("b@x",)))
+
+
+def test_resolve_deletes_leaves_a_plan_without_deletes_as_it_is() -> None:
+    plan = Plan((Add(NEW, CONTACT),))
+    assert plan.resolve_deletes(lambda dn: pytest.fail("no lookup needed")) is plan
+
+
+# --- ldif_out.py / ldif_in.py ------------------------------------------------------
+
+def test_tilde_is_printable_ascii_and_written_as_is() -> None:
+    assert value_line("description", "a~b") == "description: a~b"
+
+
+def _refusal(text: str) -> str:
+    with pytest.raises(InputError) as caught:
+        parse(text)
+    return str(caught.value)
+
+
+def test_plan_reader_names_what_is_wrong() -> None:
+    head = f"version: 1\n\ndn: {KIM}\n"
+    assert "'increment:' is not supported" in _refusal(head + "changetype: modify\nincrement: n\n")
+    assert "'-' belongs in modify records" in _refusal(
+        head + "changetype: modrdn\nnewrdn: CN=K\n-\ndeleteoldrdn: 1\n")
+    assert "newsuperior is empty" in _refusal(
+        head + "changetype: modrdn\nnewrdn: CN=K\ndeleteoldrdn: 1\nnewsuperior:\n")
+    assert "newsuperior is empty" in _refusal(
+        head + "changetype: modrdn\nnewrdn: CN=K\ndeleteoldrdn: 1\nnewsuperior:: IA==\n")
+    assert "expected 'attribute: value'" in _refusal(head + "changetype: delete\n\ndn\n")
+
+
+def test_plan_reader_shows_at_most_40_characters_of_a_bad_line() -> None:
+    bad = "x" * 39 + "yz" + "w" * 20
+    message = _refusal(f"version: 1\n\ndn: {KIM}\n{bad}\n")
+    assert repr(bad[:40] + "...") in message
+
+
+def test_blank_lines_before_the_first_record_do_not_merge_records() -> None:
+    text = f"\n\nversion: 1\n\ndn: {KIM}\nchangetype: delete\n\ndn: {NEW}\nchangetype: delete\n"
+    assert [c.dn for c in parse(text.replace("version: 1\n\n", ""))] == [KIM, NEW]
+
+
+def test_a_shorter_run_of_spaces_stays_readable_text() -> None:
+    assert value_line("description", "x" + " " * 30 + "y") == "description: x" + " " * 30 + "y"
+
+
+def test_a_break_moved_past_a_run_of_spaces_ends_right_after_it() -> None:
+    """Only the piece holding the run is longer than the width, by no more than the run;
+    a line ending in spaces (no value does) still folds back whole."""
+    line = "description: a" + " " * 100 + "b" + "cdefg" * 40
+    physical = fold(line)
+    _check_folded(line, physical)
+    assert sorted(len(p) for p in physical)[-2] <= WIDTH
+    assert max(len(p) for p in physical) <= 100 + 2
+    trailing = "description: a" + " " * 100
+    assert _unfold(fold(trailing)) == trailing
