@@ -417,3 +417,32 @@ def test_a_change_of_case_alone_is_a_change(lab: Lab) -> None:
     first, _ = apply_then_undo(lab, plan)
     assert [s.status for s in first.steps] == ["pending"]  # type: ignore[attr-defined]
     same_state(before, lab.state())
+
+
+def test_two_steps_changed_meanwhile_are_both_named(lab: Lab) -> None:
+    """Someone changes the targets of steps 2 and 3 after the check: step 2 fails, and
+    the one message names both (the smallest case of 'every concurrent change')."""
+    ted = "CN=Ted Bremer,OU=Staff,DC=fabrikam,DC=com"
+    with lab.open() as d:
+        for dn in (PAT, KIM, ted):
+            d.modify(dn, [Mod("add", "description", ("old",))])
+        d.save()
+    plan = Plan(tuple(Modify(dn, (Mod("delete", "description", ("old",)),
+                                  Mod("add", "description", ("new",))), "swap")
+                      for dn in (PAT, KIM, ted)))
+    with lab.open() as inner:
+        def meanwhile(n: int, what: str, dn: str) -> None:
+            if n == 2:
+                for target in (KIM, ted):
+                    inner.modify(target, [Mod("delete", "description", ("old",)),
+                                          Mod("add", "description", ("theirs",))])
+
+        result = run(Faulty(inner, before_write=meanwhile), plan, apply=True,
+                     undo_file=str(lab.tmp / "u.ldif"))
+        assert result.exit_code == 3, result.message
+        assert result.changed_since_check == [2, 3]
+        assert "2 step(s) no longer match the directory" in result.message
+        assert "steps 2, 3" in result.message
+        for target in (KIM, ted):
+            assert inner.read(target, ("description",)).texts("description") == ["theirs"]  # type: ignore[union-attr]
+        assert inner.read(PAT, ("description",)).texts("description") == ["old"]  # type: ignore[union-attr]
