@@ -79,29 +79,27 @@ class _Reader:
         """logical_lines one at a time (an export is large: its lines are not all held)."""
         if text.startswith("\ufeff"):
             text = text[1:]
-        physical = text.split("\n")
-        if physical and physical[-1] == "":
-            physical.pop()
-        number, pieces = 0, None  # the line being unfolded; pieces joined once
-        for n, raw in enumerate(physical, start=1):
+        # the line being unfolded: its number and its pieces, joined once it is complete
+        unfolding: tuple[int, list[str]] | None = None
+        for n, raw in enumerate(text.split("\n"), start=1):
             line = raw[:-1] if raw.endswith("\r") else raw
             if "\r" in line:
                 raise self.error(n, "a carriage return inside a line (base64-encode such values)")
             if line.startswith(" "):
-                if pieces is None:
+                if unfolding is None:
                     raise self.error(n, "a continuation line (starting with a space) "
                                         "with no line before it to continue")
-                pieces.append(line[1:])
+                unfolding[1].append(line[1:])
                 continue
-            if pieces is not None:
-                yield _Line(number, "".join(pieces))
-                pieces = None
+            if unfolding is not None:
+                yield _Line(unfolding[0], "".join(unfolding[1]))
+                unfolding = None
             if line == "":
-                yield None
+                yield None  # a blank line; the one after a final newline ends the last record
             else:
-                number, pieces = n, [line]
-        if pieces is not None:
-            yield _Line(number, "".join(pieces))
+                unfolding = (n, [line])
+        if unfolding is not None:
+            yield _Line(unfolding[0], "".join(unfolding[1]))
 
     def field(self, line: _Line) -> _Field:
         """Split `name: value`, `name:: base64` or `name:< url` (refused)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Sequence
 
-from .plan import Add, Change, Delete, Modify, Plan, Rename, Value, one_line
+from .plan import Add, Change, Modify, Plan, Rename, Value, one_line
 
 WIDTH = 76
 """Longest physical line written (comments with a longer word excepted)."""
@@ -28,15 +28,12 @@ spaces on each side within WIDTH: such values go base64."""
 
 
 def _safe(text: str) -> bool:
-    """True where text may be written as is: printable ASCII, not starting with
-    space, ':' or '<', not ending with space (RFC 2849 SAFE-STRING, and stricter:
+    """True where a non-empty text may be written as is: printable ASCII, not starting
+    with space, ':' or '<', not ending with space (RFC 2849 SAFE-STRING, and stricter:
     no control characters at all, DEL included, so no tool can mangle it; no run of
     spaces half a line long, which no fold could keep off a line's end)."""
-    if not text:
-        return True
-    if text[0] in " :<" or text[-1] == " " or _LONG_SPACES in text:
-        return False
-    return all(" " <= c <= "~" for c in text)
+    return (text[0] not in " :<" and text[-1] != " " and _LONG_SPACES not in text
+            and all(" " <= c <= "~" for c in text))
 
 
 def value_line(name: str, value: Value) -> str:
@@ -44,11 +41,11 @@ def value_line(name: str, value: Value) -> str:
 
     An empty value is written `name:` (ldapmodify rejects an empty `name::`).
     """
-    if isinstance(value, str) and _safe(value):
-        return f"{name}: {value}" if value else f"{name}:"
-    raw = value if isinstance(value, bytes) else value.encode("utf-8")
-    if not raw:
+    if not value:
         return f"{name}:"
+    if isinstance(value, str) and _safe(value):
+        return f"{name}: {value}"
+    raw = value if isinstance(value, bytes) else value.encode("utf-8")
     return f"{name}:: {base64.b64encode(raw).decode('ascii')}"
 
 
@@ -63,8 +60,6 @@ def fold(line: str, width: int = WIDTH) -> list[str]:
     right, past the run: the line is longer, never wrong (value_line base64s the
     values that would need it, so exdir's own output keeps the width).
     """
-    if len(line) <= width:
-        return [line]
     out: list[str] = []
     start, room = 0, width
     while len(line) - start > room:
@@ -89,12 +84,9 @@ def comment_lines(text: str, width: int = WIDTH) -> list[str]:
     Comments are wrapped, never folded (not every reader continues a comment);
     a reader joins the lines with one space.  A word longer than a line stays whole.
     """
-    words = one_line(text).split(" ")
     lines: list[str] = []
     current = ""
-    for word in words:
-        if not word:
-            continue
+    for word in one_line(text).split():
         candidate = f"{current} {word}" if current else word
         if current and len(candidate) + 2 > width:
             lines.append("# " + current)
@@ -125,10 +117,8 @@ def _record(change: Change) -> list[str]:
         lines.append("changetype: add")
         for name, values in change.attributes:
             lines.extend(value_line(name, v) for v in values)
-    elif isinstance(change, Delete):
+    else:  # a Delete: Plan admits only the four kinds
         lines.append("changetype: delete")
-    else:  # pragma: no cover - Plan admits only the four kinds
-        raise TypeError(f"not a change: {change!r}")
     return lines
 
 

@@ -141,10 +141,9 @@ def _case_exact(attribute: str) -> bool:
     return _binary(attribute) or schema.is_case_exact(attribute.split(";")[0])
 
 
-def _check_attribute(attribute: str) -> str:
+def _check_attribute(attribute: str) -> None:
     if not isinstance(attribute, str) or not _ATTRIBUTE_DESCRIPTION.match(attribute):
         raise InvalidChange(f"invalid attribute name {attribute!r}")
-    return attribute
 
 
 def canonical_value(attribute: str, value: Value) -> Value:

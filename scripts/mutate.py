@@ -18,6 +18,7 @@ red baseline would make every mutant look killed, so the run stops.
     scripts/mutate.py --modules exdir/plan.py --sample 60 --seed 1 --jobs 2
     scripts/mutate.py --modules exdir/checks.py --list  # the mutants, nothing run
     scripts/mutate.py --json > mutants.json             # machine-readable result
+    scripts/mutate.py --rerun mutants.json              # only the earlier survivors
 
 Survivors print as `file:line: original -> mutant`.  Exit 0 when nothing
 survived, 1 when something did, 2 on bad arguments or a red baseline.  Not in
@@ -53,7 +54,8 @@ TESTS: dict[str, list[str]] = {
     "exdir/ldif_out.py": ["tests/test_ldif_roundtrip.py", "tests/test_plan.py",
                           "tests/test_mutants.py"],
     "exdir/ldif_in.py": ["tests/test_ldif_roundtrip.py", "tests/test_plan.py",
-                         "tests/test_mutants.py"],
+                         "tests/test_mutants.py", "tests/test_loading.py",
+                         "tests/test_hostile_input.py"],
     "exdir/checks.py": ["tests/test_check.py", "tests/test_move.py", "tests/test_mutants.py"],
 }
 FALLBACK_TESTS = ["tests"]
@@ -243,7 +245,10 @@ def run_tests(tree: Path, files: list[str], timeout: float,
               log: Path | None = None) -> tuple[str, float]:
     """('passed'|'failed'|'timeout'|'error', seconds) of the fast tests in `tree`;
     pytest's output goes to `log` (baseline runs) or nowhere."""
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    # EXDIR_FIGURE_PLANS: figure (b) of tests/test_apply_figures.py with 20 plans per
+    # backend, not 100, so one mutant of apply.py costs seconds, not a minute
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1",
+               EXDIR_FIGURE_PLANS=os.environ.get("EXDIR_FIGURE_PLANS", "20"))
     env.pop("CI", None)  # a skipped server test must not turn into a failure here
     started = time.monotonic()
     sink = open(log, "wb") if log is not None else subprocess.DEVNULL
@@ -293,7 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=ROOT, help="repository to copy (default: this one)")
     p.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     p.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    p.add_argument("--rerun", type=Path, metavar="JSON",
+                   help="only the mutants that survived in this earlier --json result (matched "
+                        "by module and text, so edits that move lines keep them)")
     args = p.parse_args(argv)
+    again: set[tuple[str, str, str]] | None = None
+    if args.rerun is not None:
+        try:
+            earlier = json.loads(args.rerun.read_text(encoding="utf-8"))["modules"]
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"mutate: cannot read {args.rerun}: {exc}", file=sys.stderr)
+            return 2
+        again = {(m["module"], m["original"], m["mutant"]) for r in earlier.values()
+                 for m in r["results"] if m["status"] == "survived"}
     root = args.root.resolve()
 
     plan: dict[str, list[Mutant]] = {}
@@ -306,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         sources[module] = path.read_text(encoding="utf-8")
         ms = mutants_of(module, sources[module])
         total = len(ms)
+        if again is not None:
+            ms = [m for m in ms if (m.module, m.original, m.mutant) in again]
         if args.sample is not None and args.sample < len(ms):
             ms = sorted(random.Random(args.seed).sample(ms, args.sample),
                         key=lambda m: (m.line, m.start[1]))

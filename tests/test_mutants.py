@@ -410,3 +410,77 @@ def test_a_break_moved_past_a_run_of_spaces_ends_right_after_it() -> None:
     assert max(len(p) for p in physical) <= 100 + 2
     trailing = "description: a" + " " * 100
     assert _unfold(fold(trailing)) == trailing
+
+
+# --- plan.py: the value rules and the replace tracker at their edges -------------------
+
+def test_a_dn_of_exactly_max_parts_is_read_one_more_is_refused() -> None:
+    from exdir.dn import MAX_PARTS
+    at_limit = ",".join(f"OU=p{i}" for i in range(MAX_PARTS - 2)) + ",DC=fabrikam,DC=com"
+    assert at_limit.count("=") == MAX_PARTS
+    assert dn_key(at_limit)  # read
+    with pytest.raises(InvalidChange, match=f"more than {MAX_PARTS} parts"):
+        dn_key("OU=extra," + at_limit)
+
+
+def test_a_delete_of_one_value_keeps_the_others_for_a_later_replace() -> None:
+    plan = Plan((Modify(KIM, (Mod("delete", "description", ("A",)),)),
+                 Modify(KIM, (Mod("replace", "description", ("c",)),))))
+    current, _ = _directory({(KIM, "description"): ["a", "b"]})
+    assert _mods(plan.resolve_replace(current), 1) == (Mod("delete", "description", ("b",)),
+                                                       Mod("add", "description", ("c",)))
+
+
+def test_binary_values_differ_by_their_bytes() -> None:
+    assert not Modify(KIM, (Mod("delete", "objectGUID", (b"\x01",)),
+                            Mod("add", "objectGUID", (b"\x02",)))).is_noop()
+    assert Modify(KIM, (Mod("delete", "objectGUID", (b"\x01",)),
+                        Mod("add", "objectGUID", (b"\x01",)))).is_noop()
+
+
+def test_dn_values_compare_as_dns_and_others_as_written() -> None:
+    other = f"CN=Pat Coleman,{STAFF}"
+    assert not Modify(KIM, (Mod("delete", "manager", (other,)),
+                            Mod("add", "manager", (f"CN=Ted Bremer,{STAFF}",)))).is_noop()
+    assert Modify(KIM, (Mod("delete", "manager", (other,)),
+                        Mod("add", "manager", (other.lower(),)))).is_noop()
+
+
+def test_values_a_step_added_are_tracked_through_a_rename_of_their_entry() -> None:
+    renamed = f"CN=Kim A,{STAFF}"
+    plan = Plan((Modify(KIM, (Mod("add", "description", ("x",)),)), Rename(KIM, "CN=Kim A"),
+                 Modify(renamed, (Mod("replace", "description", ("y",)),))))
+    current, _ = _directory({(KIM, "description"): ["orig"]})
+    assert _mods(plan.resolve_replace(current), 2) == (Mod("delete", "description", ("orig", "x")),
+                                                       Mod("add", "description", ("y",)))
+
+
+def test_an_entry_the_plan_added_is_never_looked_up_after_an_unrelated_rename() -> None:
+    plan = Plan((Add(NEW, CONTACT), Rename(KIM, "CN=Kim A"),
+                 Modify(NEW, (Mod("replace", "description", ("d",)),))))
+    current, asked = _directory({(NEW, "description"): ["stale"]})
+    assert _mods(plan.resolve_replace(current), 2) == (Mod("add", "description", ("d",)),)
+    assert asked == []
+
+
+def test_a_replace_after_its_entry_was_deleted_resolves_against_nothing() -> None:
+    plan = Plan((Delete(NEW, "gone"), Modify(NEW, (Mod("replace", "description", ("d",)),))))
+    current, asked = _directory({(NEW, "description"): ["stale"]})
+    assert _mods(plan.resolve_replace(current), 1) == (Mod("add", "description", ("d",)),)
+    assert asked == []
+
+
+def test_a_rename_to_an_rdn_of_another_type_puts_the_value_in_that_attribute() -> None:
+    renamed = f"OU=Kim,{STAFF}"
+    plan = Plan((Rename(KIM, "OU=Kim"), Modify(renamed, (Mod("replace", "ou", ("K2",)),))))
+    current, _ = _directory({(KIM, "cn"): ["Kim Akers"]})
+    assert _mods(plan.resolve_replace(current), 1) == (Mod("delete", "ou", ("Kim",)),
+                                                       Mod("add", "ou", ("K2",)))
+
+
+def test_a_delete_of_one_binary_value_keeps_the_others_for_a_later_replace() -> None:
+    plan = Plan((Modify(KIM, (Mod("delete", "userCertificate", (b"\x01",)),)),
+                 Modify(KIM, (Mod("replace", "userCertificate", (b"\x03",)),))))
+    current, _ = _directory({(KIM, "usercertificate"): [b"\x01", b"\x02"]})
+    assert _mods(plan.resolve_replace(current), 1) == (
+        Mod("delete", "userCertificate", (b"\x02",)), Mod("add", "userCertificate", (b"\x03",)))
