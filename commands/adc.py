@@ -11,7 +11,7 @@ from exdir.topology import read_topology
 from .context import fail, options
 from .findings import report
 
-# activationStyle (EXCHANGE.md, samples/README.md): when an agreement runs
+# activationStyle (docs/exchange.md, samples/README.md): when an agreement runs
 ACTIVATION = {0: "never", 1: "selected times", 2: "always"}
 
 app = typer.Typer(help="Active Directory Connector checks.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def adc_check(
     agreements, and moves an agreement wrote over. Exit 1 if any finding.
 
     \b
-    Example: exdir --ldif samples/fabrikam-mixed.ldif adc check --since-report move.json
+    Example: exdir --ldif lab.ldif move jsmith --to "EX2/First Storage Group/Mailbox Store (EX2)" --apply --report move.json && exdir --ldif lab.ldif adc check --since-report move.json
     """
     opts = options(ctx)
     try:

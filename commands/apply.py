@@ -113,7 +113,7 @@ def apply_cmd(
     move the ADC could undo needs --adc-stopped.
 
     \b
-    Example: exdir --ldif lab.ldif apply exdir-undo-20261127T101500Z.ldif --apply
+    Example: exdir --ldif lab.ldif move jsmith --to "EX2/First Storage Group/Mailbox Store (EX2)" > plan.ldif && exdir --ldif lab.ldif apply plan.ldif --apply
     """
     opts = options(ctx)
     try:

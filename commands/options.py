@@ -1,4 +1,4 @@
-"""Options every write command shares (DESIGN.md, "Common write options")."""
+"""Options every write command shares (docs/design.md, "Common write options")."""
 from __future__ import annotations
 
 from typing import Optional

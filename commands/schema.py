@@ -31,7 +31,7 @@ def export(
     applied with ldapmodify or ldifde), or ldap3's JSON.
 
     \b
-    Example: exdir --url ldap://dc1 --bind-dn ... schema export --format ad > exchange-ad.ldif
+    Example: exdir schema export --format ad --schema-nc "CN=Schema,CN=Configuration,DC=fabrikam,DC=com" > exchange-ad.ldif
     """
     opts = options(ctx)
     try:

@@ -131,7 +131,7 @@ def remove_cmd(
     the fix `exdir legacydn audit` names for a proxy equal to another object's value.
 
     \b
-    Example: exdir --ldif lab.ldif x500 remove jsmith "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=kakers" --apply
+    Example: exdir --ldif lab.ldif x500 remove kberg "X500:/o=Fabrikam/ou=Europe/cn=Recipients/cn=kberg" --apply
     """
     opts = options(ctx)
     try:

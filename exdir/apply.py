@@ -1,7 +1,7 @@
 """Apply a Plan: verify first, write the undo file, journal each step, read back, roll back.
 
 One path for every backend and every command (the dry run calls the same
-`run()` with apply=False).  The rules (DESIGN.md, "Apply: nothing lost, nothing
+`run()` with apply=False).  The rules (docs/design.md, "Apply: nothing lost, nothing
 half-done"):
 
 1. Re-read every entry the plan touches in one bulk read and walk the plan over

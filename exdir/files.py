@@ -1,6 +1,6 @@
 """The files exdir writes and the LDIF file it rewrites, so that nothing is ever lost.
 
-Rules (DESIGN.md, "Nothing lost"), each one a hole a review found:
+Rules (docs/design.md, "Nothing lost"), each one a hole a review found:
 
 - A file exdir creates (undo file, journal, report, `lab generate -o`) must not exist
   yet: it is written to a temporary file beside it, created with

@@ -1,7 +1,7 @@
 """Synthetic Exchange organisations as LDIF: the fixture for benchmarks and scale tests.
 
 `generate()` streams an Active Directory forest holding an Exchange organisation of
-any size in the shape ../shared/EXCHANGE.md describes: administrative groups,
+any size in the shape docs/exchange.md describes: administrative groups,
 servers of every version (5.5, 2000, 2003 and a 2007 server in
 `Exchange Administrative Group (FYDIBOHF23SPDLT)`), storage groups, mailbox and
 public stores, MTAs, domain controllers, optionally an Active Directory Connector
@@ -38,9 +38,9 @@ Value = Union[str, bytes]
 Attrs = list[tuple[str, Value]]  # ordered (attribute, value) pairs; repeated names = values
 Entry = tuple[str, Attrs]
 
-# --- Exchange facts the generator stamps (see ../shared/EXCHANGE.md) -------------------
+# --- Exchange facts the generator stamps (see docs/exchange.md) -------------------
 
-#: serialNumber of a server per Exchange version (EXCHANGE.md, "Server versions").
+#: serialNumber of a server per Exchange version (docs/exchange.md, "Server versions").
 SERIAL_NUMBERS: dict[str, str] = {
     "5.5": "Version 5.5 (Build 2653.23: Service Pack 4)",
     "2000": "Version 6.0 (Build 6249.4: Service Pack 3)",
@@ -174,7 +174,7 @@ def mail_domain(domain_dn: str) -> str:
 
 @dataclass(frozen=True)
 class Server:
-    """One Exchange server and the names of its objects (EXCHANGE.md's table)."""
+    """One Exchange server and the names of its objects (docs/exchange.md's table)."""
 
     name: str
     admin_group: str
@@ -234,7 +234,7 @@ class Server:
 
     @property
     def supports_wireless(self) -> bool:
-        """Exchange 2003 and later keep the wireless attributes (EXCHANGE.md, moves)."""
+        """Exchange 2003 and later keep the wireless attributes (docs/exchange.md, moves)."""
         return self.version in ("2003", "2007")
 
 
@@ -453,7 +453,7 @@ def server_entries(server: Server) -> Iterator[Entry]:
 def adc_entries(layout: Layout, host: str, agreements: Sequence[Agreement]) -> Iterator[Entry]:
     """CN=Active Directory Connections, the ADC service object and its agreements.
 
-    Where real agreements live is inferred (EXCHANGE.md); they sit beside the
+    Where real agreements live is inferred (docs/exchange.md); they sit beside the
     service object and name it in msExchHomeSyncService.  msExchServer1… describe
     the Windows side (a domain controller), msExchServer2… the Exchange 5.5 side.
     """
@@ -502,7 +502,7 @@ def mailbox(layout: Layout, parent: str, *, cn: str, given: str, sn: str, alias:
             history: Sequence[str] = (), wireless: int | None = None,
             wireless_settings: Sequence[str] = (), delegates: Sequence[str] = (),
             extra: Sequence[tuple[str, Value]] = ()) -> Entry:
-    """A mailbox-enabled user homed on server's mailbox store (EXCHANGE.md recipients).
+    """A mailbox-enabled user homed on server's mailbox store (docs/exchange.md recipients).
 
     history: earlier legacyExchangeDN values, kept as X500 proxies.
     """

@@ -3,7 +3,7 @@
 Values compare case-insensitively (`/O=`, `/CN=` occur in real data) and a
 prefix only counts on a part boundary: `/o=Fabrikam` is not a prefix of
 `/o=Fabrikam Archive`.  A rewritten value keeps the case of what follows the
-prefix.  The grammar (MS-OXOABK, ../shared/EXCHANGE.md): `/o=<org>`, an
+prefix.  The grammar (MS-OXOABK, docs/exchange.md): `/o=<org>`, an
 optional `/ou=<group>`, then up to 14 `/cn=` parts; each part 1-64 printable
 ASCII characters without leading or trailing space; at most 256 characters of
 values.  `ADCDisabledMail` is a literal, not a DN.

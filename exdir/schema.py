@@ -94,7 +94,7 @@ class ClassDef:
     superiors: tuple[str, ...] = ()  # possSuperiors on Active Directory
 
 
-# --- Exchange's own definitions (Microsoft's OIDs; see ../shared/EXCHANGE.md) ----
+# --- Exchange's own definitions (Microsoft's OIDs; see docs/exchange.md) ----
 # Read from Exchange 2003's schema extension (attributeSchema/classSchema LDIF as
 # published by the OpenChange project) and Microsoft's AD schema pages.
 # msExchRecipientPolicy's real superior is msExchGenericPolicy; we shorten it to

@@ -5,7 +5,7 @@ The three files share the organisation below; they differ in the domain
 controllers (one; three over two sites, one read-only) and in mixed mode with an
 Active Directory Connector.  The entry shapes come from exdir.lab, the same code
 that builds `exdir lab generate` directories, so samples and lab data follow the
-same rules (../shared/EXCHANGE.md).  Run from anywhere:
+same rules (docs/exchange.md).  Run from anywhere:
 
     python3 samples/make_samples.py          # rewrite the three files
     python3 samples/make_samples.py --check  # exit 1 if a committed file is stale

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SAMPLE_NAMES = ("fabrikam", "fabrikam-multidc", "fabrikam-mixed")
 ENV = ("EXDIR_LDIF", "EXDIR_URL", "EXDIR_BIND_DN", "EXDIR_PASSWORD")
-# EXCHANGE.md, "Server versions": what the table shows for a serialNumber.
+# docs/exchange.md, "Server versions": what the table shows for a serialNumber.
 _RELEASE = {"5.5": "5.5", "6.0": "2000", "6.5": "2003"}
 
 

@@ -1,7 +1,7 @@
 """exdir.lab: generated organisations follow the same rules as the samples, at any size.
 
 The rules are tests/test_samples.py's check_organisation (an independent reading of
-EXCHANGE.md over the parsed LDIF).
+docs/exchange.md over the parsed LDIF).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """legacyExchangeDN values: parts, prefixes on part boundaries, and listing them.
 
 The listing is checked on both backends against the sample files as the `ldif`
-package reads them; the prefix rule is restated here independently (EXCHANGE.md:
+package reads them; the prefix rule is restated here independently (docs/exchange.md:
 case-insensitive, whole parts only, ADCDisabledMail is no DN).
 """
 from __future__ import annotations

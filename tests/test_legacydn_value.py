@@ -1,7 +1,7 @@
 """The legacyExchangeDN value type (issue 5, Deliver 1): parts, prefixes on part
-boundaries, case, rewrite, the grammar of ../shared/EXCHANGE.md, new names.
+boundaries, case, rewrite, the grammar of docs/exchange.md, new names.
 
-Expected results are written from EXCHANGE.md's rules, never read back from the
+Expected results are written from docs/exchange.md's rules, never read back from the
 code; the property tests state the rule on the text and let hypothesis look for a
 value that breaks it.
 """

@@ -1,4 +1,4 @@
-"""ldap3's MOCK_SYNC as measured: each gap DESIGN.md lists, shown on the raw mock.
+"""ldap3's MOCK_SYNC as measured: each gap docs/design.md lists, shown on the raw mock.
 
 These tests call ldap3 directly, without exdir's Directory. They pass while the
 gap exists; if ldap3 ever closes one, the test fails and tells us a guard in

@@ -8,7 +8,7 @@ the directory's own entries, never from exdir.topology or exdir.move: a store's
 server is the third ancestor of its DN, homeMTA is `CN=Microsoft MTA` under that
 server, msExchHomeServerName is the server entry's legacyExchangeDN, and a
 recipient's new legacyExchangeDN is the target group's value followed by whatever
-followed the source group's value (EXCHANGE.md, "Moving a mailbox").
+followed the source group's value (docs/exchange.md, "Moving a mailbox").
 """
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ class Where:
 
     @property
     def version(self) -> str:
-        """EXCHANGE.md, "Server versions"."""
+        """docs/exchange.md, "Server versions"."""
         m = re.match(r"Version (\d+)\.?(\d*)", self.serial)
         assert m, self.serial
         major, minor = int(m.group(1)), int(m.group(2) or 0)
@@ -252,7 +252,7 @@ class Recording(Faulty):
 # === 1. identities ===============================================================================
 
 def identity_forms(directory: Directory, entry: Entry) -> list[str]:
-    """Every way an administrator can name this mailbox (EXCHANGE.md; issue 6)."""
+    """Every way an administrator can name this mailbox (docs/exchange.md; issue 6)."""
     legacy = entry.text("legacyExchangeDN") or ""
     parts = dnu.split(entry.dn)
     comma, hex_comma = "\\,", "\\2C"
@@ -1004,7 +1004,7 @@ GOLDEN_CASES = {
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_golden_plans(make_lab: Callable[..., Lab], capsys: pytest.CaptureFixture[str],
                       name: str) -> None:
-    """Dry runs from samples/fabrikam.ldif, checked by hand against EXCHANGE.md once.
+    """Dry runs from samples/fabrikam.ldif, checked by hand against docs/exchange.md once.
 
     Regenerate only after such a check:
     python3 -m commands.main --ldif samples/fabrikam.ldif move ARGS > tests/golden/NAME.ldif

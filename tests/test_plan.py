@@ -26,7 +26,7 @@ LEG = "legacyExchangeDN"
 
 
 def design_plan() -> Plan:
-    """DESIGN.md's dry-run example: an organisation rename and what follows it."""
+    """docs/design.md's dry-run example: an organisation rename and what follows it."""
     ag_old = "/o=Fabrikam/ou=First Administrative Group"
     ag_new = "/o=Contoso/ou=First Administrative Group"
     server = Modify(EX1_NEW, (

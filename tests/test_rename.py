@@ -4,7 +4,7 @@ Every rename is applied on the in-memory directory, on a real slapd (which leave
 DN references stale, so the plan must rewrite them) and on Samba's AD DC (which
 rewrites them itself, as Windows does) when it can run here.  The end state is
 judged by `assert_renamed`, which computes what every entry must hold from the
-state before and the rules of ../shared/EXCHANGE.md — never from exdir.rename —
+state before and the rules of docs/exchange.md — never from exdir.rename —
 and the undo file must give back the state before, entry by entry.  Golden plans
 pin the exact LDIF for samples/fabrikam.ldif (reviewed record by record).
 """
@@ -108,13 +108,13 @@ def everything(d: Directory) -> dict[str, Entry]:
 # --- the judge: what a rename must leave, computed from the state before -----------------------
 
 def under(value: str, prefix: str) -> bool:
-    """EXCHANGE.md's rule on the text: equal, or equal up to a '/', case-insensitively."""
+    """docs/exchange.md's rule on the text: equal, or equal up to a '/', case-insensitively."""
     v, p = value.lower(), prefix.lower()
     return v == p or v.startswith(p + "/")
 
 
 def _is_recipient(entry: Entry) -> bool:
-    """EXCHANGE.md / issue 5: a domain-partition object with a mailNickname or proxyAddresses."""
+    """docs/exchange.md / issue 5: a domain-partition object with a mailNickname or proxyAddresses."""
     return not dnu.is_within(entry.dn, CONFIG) and (entry.has("mailNickname")
                                                    or entry.has("proxyAddresses"))
 

@@ -1,4 +1,4 @@
-"""The bundled samples follow EXCHANGE.md's rules, entry by entry.
+"""The bundled samples follow docs/exchange.md's rules, entry by entry.
 
 `check_organisation` is an independent reading of the rules (DN shapes, classes,
 legacyExchangeDN values, home attributes), written against the LDIF as parsed by the
@@ -100,7 +100,7 @@ _LEGACY_TYPES = re.compile(r"^(o|ou|cn)=(.*)$", re.IGNORECASE)
 
 
 def legacy_dn_problem(value: str) -> str | None:
-    """Why value breaks MS-OXOABK's grammar (EXCHANGE.md), or None when it is well formed."""
+    """Why value breaks MS-OXOABK's grammar (docs/exchange.md), or None when it is well formed."""
     if not (value.isascii() and value.isprintable()):
         return "not printable ASCII"
     if not value.startswith("/"):
@@ -127,7 +127,7 @@ def legacy_dn_problem(value: str) -> str | None:
 
 
 def server_version(serial: str) -> str:
-    """EXCHANGE.md "Server versions": serialNumber to 5.5 / 2000 / 2003 / 2007 / 2010+."""
+    """docs/exchange.md "Server versions": serialNumber to 5.5 / 2000 / 2003 / 2007 / 2010+."""
     m = re.match(r"^Version (\d+)\.(\d+)", serial)
     if not m:
         return "unknown"
@@ -183,7 +183,7 @@ class Report:
 
 def check_organisation(entries: list[Entry], *, org: str, domain: str,
                        mixed: bool) -> Report:
-    """Every rule of EXCHANGE.md the samples and lab data must follow."""
+    """Every rule of docs/exchange.md the samples and lab data must follow."""
     r = Report()
     by_key: dict[str, Entry] = {}
     config = f"CN=Configuration,{domain}"

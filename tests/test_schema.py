@@ -1,7 +1,7 @@
 """The Exchange schema subset: one source, right facts, accepted by ldap3 and by slapd.
 
-The expectations are EXCHANGE.md's "Recipient attributes" table, copied here by hand
-(the project's tests do not read ../shared).
+The expectations are docs/exchange.md's "Recipient attributes" table, copied here by hand
+(the project's tests read nothing outside the repository).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.servers.slapd import SYSTEM_SCHEMAS, MakeSlapd, ci_required
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# EXCHANGE.md, "Recipient attributes": name, OID, value kind, single-valued.
+# docs/exchange.md, "Recipient attributes": name, OID, value kind, single-valued.
 RECIPIENT_ATTRIBUTES: tuple[tuple[str, str, str, bool], ...] = (
     ("homeMDB", "1.2.840.113556.1.2.244", "dn", True),
     ("homeMTA", "1.2.840.113556.1.2.171", "dn", True),
@@ -43,14 +43,14 @@ SYNTAXES = {
     "integer": {"1.3.6.1.4.1.1466.115.121.1.27"},
     "octets": {"1.3.6.1.4.1.1466.115.121.1.40"},
 }
-# EXCHANGE.md, "Where things live": the classes of the configuration objects.
+# docs/exchange.md, "Where things live": the classes of the configuration objects.
 EXCHANGE_CLASSES = (
     "msExchOrganizationContainer", "msExchAdminGroupContainer", "msExchAdminGroup",
     "msExchServersContainer", "msExchExchangeServer", "msExchInformationStore",
     "msExchStorageGroup", "msExchPrivateMDB", "msExchPublicMDB", "mTA", "msExchRoutingGroup",
     "msExchRecipientPolicy", "msExchOAB", "msExchConnectionAgreement", "nTDSDSA",
     pytest.param("msExchMessageDeliveryConfig", marks=pytest.mark.xfail(
-        reason="EXCHANGE.md lists it (Message Delivery / IMF settings); exdir.schema does "
+        reason="docs/exchange.md lists it (Message Delivery / IMF settings); exdir.schema does "
                "not define it yet (its governsID is not confirmed)")),
 )
 NAMES = [a[0] for a in RECIPIENT_ATTRIBUTES]

@@ -1,7 +1,7 @@
 """Topology read from the bundled samples, on the in-memory directory and on a real slapd.
 
 Expectations are derived from the sample files themselves, parsed with the `ldif`
-package, and from EXCHANGE.md's rules written down here (serialNumber → version, DN
+package, and from docs/exchange.md's rules written down here (serialNumber → version, DN
 shapes, msExchSynchronizationDirection) — never from exdir's own readers.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ SAMPLES = ROOT / "samples"
 SAMPLE_NAMES = ("fabrikam", "fabrikam-multidc", "fabrikam-mixed")
 BACKENDS = ("ldif", "slapd")
 
-# EXCHANGE.md, "Server versions": the major.minor of `Version X.Y (…)` names the release.
+# docs/exchange.md, "Server versions": the major.minor of `Version X.Y (…)` names the release.
 _SERIAL = re.compile(r"^Version (\d+)\.(\d+)")
 _RELEASE = {(5, 5): "5.5", (6, 0): "2000", (6, 5): "2003"}
 # msExchSynchronizationDirection of a connection agreement: 0 both ways, 1 from

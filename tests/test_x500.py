@@ -1,7 +1,7 @@
 """IMCEAEX addresses and X500 proxies: `exdir x500 decode|encode|find|add|remove`.
 
 The encoding rule is restated here independently of exdir.x500 (MS-OXCMAIL
-2.1.3.1.8 as ../shared/EXCHANGE.md gives it) and hypothesis compares the two on
+2.1.3.1.8 as docs/exchange.md gives it) and hypothesis compares the two on
 printable ASCII; `find` is run against the in-memory directory and slapd with the
 searches counted; `add` and `remove` are planned, applied and undone.
 """
@@ -23,7 +23,7 @@ from tests.plans import differences, snapshot
 from tests.test_health import SAMPLE, CallCounter, assert_one_line_error, run_json
 from tests.test_health import clean_env  # noqa: F401 - autouse: no EXDIR_*, cwd a temp dir
 
-# ../shared/EXCHANGE.md, "IMCEAEX addresses in non-delivery reports"
+# docs/exchange.md, "IMCEAEX addresses in non-delivery reports"
 WORKED = ("IMCEAEX-_O=MMS_OU=EXCHANGE+20ADMINISTRATIVE+20GROUP+20+28FYDIBOHF23SPDLT+29"
           "_CN=RECIPIENTS_CN=User6ed4e168@mgd.domain.com")
 WORKED_X500 = ("X500:/O=MMS/OU=EXCHANGE ADMINISTRATIVE GROUP (FYDIBOHF23SPDLT)/CN=RECIPIENTS"

@@ -4,7 +4,7 @@ slapd proves exdir on a real LDAP server, but it is not Active Directory: no
 rootDSE capabilities, no nTDSDSA objects of its own, no schema NC, and it leaves
 DN references stale after a rename.  Samba's AD DC is an independent
 implementation of AD that provisions in seconds (recipe and measurements:
-shared/REAL-SERVERS.md, "Samba").
+docs/servers.md, "Samba").
 
 Provisioning and extending the schema take ~10 s, so a session builds TEMPLATE
 directories once (a stopped DC: provisioned, TLS keys generated, schema

@@ -5,7 +5,7 @@ matter to exdir (renames, failed modifies); integration tests therefore run the
 same scenarios against a real slapd.  Each instance gets a cn=config built offline
 with slapadd, the Exchange schema exdir ships, one mdb database without the refint
 overlay (so DN references stay stale after a rename, which exdir must handle), and
-a free high port on 127.0.0.1.  Recipe: shared/REAL-SERVERS.md.
+a free high port on 127.0.0.1.  Recipe: docs/servers.md.
 """
 from __future__ import annotations
 
