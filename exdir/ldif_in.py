@@ -109,8 +109,6 @@ class _Reader:
             raise self.error(number, f"expected 'attribute: value', found {_show(text)}")
         name = m.group(1)
         rest = text[m.end():]
-        if not rest or rest[0] not in ":<":
-            return _Field(number, name, rest.lstrip(" "))
         if rest.startswith(":"):
             encoded = rest[1:].strip(" ")
             try:
@@ -141,8 +139,7 @@ class _Reader:
         blocks: list[list[_Line]] = [[]]
         for line in lines:
             if line is None:
-                if blocks[-1]:
-                    blocks.append([])
+                blocks.append([])  # blank lines in a row make empty blocks, skipped below
             else:
                 blocks[-1].append(line)
         out: list[tuple[str, list[_Line]]] = []

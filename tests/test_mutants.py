@@ -18,7 +18,7 @@ import pytest
 
 from exdir.checks import RENAME, Finding, adc_move_refusal, blocking, preflight
 from exdir.directory import Directory, open_ldif
-from exdir.ldif_in import parse
+from exdir.ldif_in import entry_records, parse
 from exdir.ldif_out import WIDTH, fold, render, value_line
 from exdir.errors import InputError
 from exdir.plan import (Add, Delete, InvalidChange, Mod, Modify, NotInvertible, Plan, Rename, Value,
@@ -484,3 +484,33 @@ def test_a_delete_of_one_binary_value_keeps_the_others_for_a_later_replace() -> 
     current, _ = _directory({(KIM, "usercertificate"): [b"\x01", b"\x02"]})
     assert _mods(plan.resolve_replace(current), 1) == (
         Mod("delete", "userCertificate", (b"\x02",)), Mod("add", "userCertificate", (b"\x03",)))
+
+
+# --- ldif_in.py: the export reader's refusals name what is wrong ------------------------
+
+def _export_refusal(text: str) -> str:
+    with pytest.raises(InputError) as caught:
+        list(entry_records(text, "export.ldif"))
+    return caught.value.message
+
+
+def test_a_version_line_after_the_first_record_is_named_as_such() -> None:
+    message = _export_refusal(f"version: 1\n\ndn: {KIM}\ncn: Kim\n\nversion: 1\n\n")
+    assert "'version:' must be the first line of the file" in message
+
+
+def test_a_dash_line_in_an_export_is_named_as_a_modify_line() -> None:
+    assert "'-' belongs in modify records" in _export_refusal(f"dn: {KIM}\ncn: Kim\n-\n")
+
+
+def test_ldb_special_records_come_with_no_fields() -> None:
+    records = list(entry_records(f"dn: @INDEXLIST\n@IDXATTR: cn\n\ndn: {KIM}\ncn: Kim\n",
+                                 "export.ldif"))
+    assert [(r.dn, r.fields) for r in records][0] == ("@INDEXLIST", ())
+    assert records[1].dn == KIM and [f[1:] for f in records[1].fields] == [("cn", "Kim")]
+
+
+def test_a_bad_line_of_exactly_40_characters_is_shown_whole() -> None:
+    bad = "x" * 40
+    message = _refusal(f"version: 1\n\ndn: {KIM}\n{bad}\n")
+    assert repr(bad) in message and "..." not in message
