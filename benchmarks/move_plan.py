@@ -31,7 +31,7 @@ from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noq
                                full_read, full_read_kept, measure_sizes, parse, print_row,
                                ratio, timed, timed_open, write_lab)
 from exdir import dn as dnu  # noqa: E402
-from exdir.directory import Directory  # noqa: E402
+from exdir.backends.base import Directory  # noqa: E402
 from exdir.move import (TARGETED_LIMIT, MovePlan, plan_move, read_identities,  # noqa: E402
                         read_mailboxes, resolve_mailboxes, resolve_store)
 from exdir.topology import read_topology  # noqa: E402

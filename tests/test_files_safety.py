@@ -27,7 +27,7 @@ import pytest
 from commands.main import main
 from exdir import files
 from exdir.apply import _write_undo, default_undo_path
-from exdir.directory import open_ldif
+from exdir.backends.memory import open_ldif
 from exdir.errors import ExdirError, FileWriteError, InputError
 from exdir.journal import Journal
 from exdir.report import ReportNotWritten, write_report
