@@ -6,7 +6,7 @@ multiple of one full read": one bulk read of the recipients and an index in
 memory, never a search per mailbox.  For each size a synthetic organisation is
 generated with exdir.lab into a temporary file; then, median of --runs:
 
-- open_ldif: loading the file into ldap3's in-memory directory;
+- open_ldif: loading the file into the in-memory backend;
 - full read: one paged search returning every entry with all its attributes;
 - plan N: the whole planning of a move of N mailboxes named in a file, as the
   command does it: read_identities, read_topology, resolve_store, read_mailboxes,

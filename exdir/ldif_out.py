@@ -41,7 +41,7 @@ def _safe(text: str) -> bool:
         return True
     if text[0] in " :<" or text[-1] == " " or _LONG_SPACES in text:
         return False
-    return all(" " <= c <= "~" for c in text)
+    return text.isascii() and text.isprintable()  # for ASCII: exactly " " to "~"
 
 
 def value_line(name: str, value: Value) -> str:
@@ -165,8 +165,7 @@ def entry_record(dn: str, attributes: Iterable[tuple[str, Iterable[Value]]],
     given, then the blank line that ends it.  value_line decides what is base64.
     Lines are folded at `width`, or not at all where width is None."""
     lines = [value_line("dn", dn)]
-    for name, values in attributes:
-        lines.extend(value_line(name, v) for v in values)
+    lines += [value_line(name, v) for name, values in attributes for v in values]
     if width is not None:
         lines = [piece for line in lines for piece in fold(line, width)]
     return "\n".join(lines) + "\n\n"
