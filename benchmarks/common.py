@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from exdir import lab  # noqa: E402
-from exdir.directory import Directory, Entry, open_ldif  # noqa: E402
+from exdir.backends.base import Directory, Entry  # noqa: E402
+from exdir.backends.memory import open_ldif  # noqa: E402
 
 T = TypeVar("T")
 Row = dict[str, Any]

@@ -6,7 +6,7 @@ multiple of one full read": one bulk read of the recipients and an index in
 memory, never a search per mailbox.  For each size a synthetic organisation is
 generated with exdir.lab into a temporary file; then, median of --runs:
 
-- open_ldif: loading the file into ldap3's in-memory directory;
+- open_ldif: loading the file into the in-memory backend;
 - full read: one paged search returning every entry with all its attributes;
 - plan N: the whole planning of a move of N mailboxes named in a file, as the
   command does it: read_identities, read_topology, resolve_store, read_mailboxes,
@@ -31,7 +31,7 @@ from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noq
                                full_read, full_read_kept, measure_sizes, parse, print_row,
                                ratio, timed, timed_open, write_lab)
 from exdir import dn as dnu  # noqa: E402
-from exdir.directory import Directory  # noqa: E402
+from exdir.backends.base import Directory  # noqa: E402
 from exdir.move import (TARGETED_LIMIT, MovePlan, plan_move, read_identities,  # noqa: E402
                         read_mailboxes, resolve_mailboxes, resolve_store)
 from exdir.topology import read_topology  # noqa: E402

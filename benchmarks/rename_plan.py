@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noqa: E402
                                full_read, full_read_kept, measure_sizes, parse, print_table,
                                ratio, timed, timed_open, write_lab)
-from exdir.directory import Directory, Entry  # noqa: E402
+from exdir.backends.base import Directory, Entry  # noqa: E402
 from exdir.ldif_out import render  # noqa: E402
 from exdir.plan import Plan  # noqa: E402
 from exdir.rename import RenameScope, org_scope, plan_rename, read_affected  # noqa: E402

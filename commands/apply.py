@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import typer
 
 from exdir.apply import ApplyResult, run
-from exdir.directory import Directory
+from exdir.backends.base import Directory
 from exdir.gates import Safety, evaluate
 from exdir.move import MoveRecord
 from exdir.plan import Plan

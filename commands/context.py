@@ -10,7 +10,10 @@ from typing import Any, Iterable, Sequence
 
 import typer
 
-from exdir.directory import Directory, open_ldif, open_url, read_password
+from exdir.backends.base import Directory
+from exdir.backends.ldap import open_url
+from exdir.backends.memory import open_ldif
+from exdir.credentials import read_password
 from exdir.errors import ExdirError, InputError
 from exdir.text import printable, printable_json
 

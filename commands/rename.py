@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from exdir.checks import preflight
-from exdir.directory import Directory
+from exdir.backends.base import Directory
 from exdir.gates import Safety
 from exdir.rename import RenameScope, admin_group_scope, org_scope, plan_rename, read_affected
 from exdir.report import check_report_path

@@ -27,7 +27,8 @@ from typing import Callable, Literal, Mapping
 
 from . import dn as dnu
 from . import schema
-from .directory import Directory, apply_mods, values_equal
+from .backends.base import Directory, apply_mods
+from .values import values_equal
 from .errors import (Conflict, EntryExists, ExdirError, InputError, Interrupted, NoSuchEntry,
                      Refused)
 from .gates import Gate, Safety, evaluate as evaluate_gates

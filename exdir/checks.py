@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import dn as dnu
-from .directory import Directory
+from .backends.base import Directory
 from .topology import ALLOW_RENAME, Topology
 
 Severity = Literal["blocks", "warning"]

@@ -31,7 +31,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
 from .checks import adc_move_refusal, blocking, preflight
-from .directory import Directory, Entry
+from .backends.base import Directory, Entry
 from .errors import ExdirError
 from .legacydn import has_prefix
 from .plan import Add, Change, Modify, Plan, Rename, Value

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from . import dn as dnu
-from .directory import Directory, Entry
+from .backends.base import Directory, Entry
 from .errors import InputError
 from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite
 from .topology import ExchangeServer, Mta, Store, Topology

@@ -18,7 +18,6 @@ so every output loads into the lab slapd as well as into the in-memory directory
 """
 from __future__ import annotations
 
-import base64
 import io
 import math
 import random
@@ -33,6 +32,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 
 from . import schema
 from .errors import InputError
+from .ldif_out import entry_record, value_line
 
 Value = Union[str, bytes]
 Attrs = list[tuple[str, Value]]  # ordered (attribute, value) pairs; repeated names = values
@@ -89,27 +89,16 @@ _BLOCK = 1000  # mailboxes per streamed chunk (and per lab group / contact)
 
 # --- LDIF text ----------------------------------------------------------------------------
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def ldif_line(name: str, value: Value) -> str:
-    """One attribute line; bytes and strings RFC 2849 calls unsafe are base64-encoded."""
-    if isinstance(value, bytes):
-        return f"{name}:: {_b64(value)}"
-    if (value and value.isascii() and value.isprintable() and value[0] not in " :<"
-            and value[-1] != " "):
-        return f"{name}: {value}"
-    if value == "":
-        return f"{name}:"
-    return f"{name}:: {_b64(value.encode('utf-8'))}"
+    """One attribute line, base64 where exdir.ldif_out's rule says (bytes, and text
+    that is not plain printable ASCII or starts or ends unsafely)."""
+    return value_line(name, value)
 
 
 def record(dn: str, attrs: Iterable[tuple[str, Value]]) -> str:
-    """An LDIF content record (unfolded lines), ending in its blank line."""
-    lines = [ldif_line("dn", dn)]
-    lines.extend(ldif_line(name, value) for name, value in attrs)
-    return "\n".join(lines) + "\n\n"
+    """An LDIF content record (unfolded lines), ending in its blank line: exdir.ldif_out's
+    entry writer, so a generated lab and a saved directory share one value rule."""
+    return entry_record(dn, ((name, (value,)) for name, value in attrs), width=None)
 
 
 # --- object classes from the schema ---------------------------------------------------

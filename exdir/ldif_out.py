@@ -1,4 +1,5 @@
-"""Render a Plan as LDIF change records: one renderer for dry runs and undo files.
+"""Write LDIF: a Plan as change records (dry runs, undo files) and entry records (a
+saved LDIF directory, `exdir lab generate`), with one base64 rule for all of them.
 
 The output is RFC 2849 that both OpenLDAP's ldapmodify and Windows ldifde read:
 `version: 1` once; a `# reason` comment right before each record; `changetype:
@@ -6,6 +7,10 @@ modrdn` (never moddn) with `deleteoldrdn: 1`; `-` after every modify block
 including the last; base64 (`attr:: `) for every value or DN that is not a plain
 printable-ASCII SAFE-STRING and for all bytes; `\\n` line ends; lines folded at 76
 characters.
+
+Entry records (`entry_record`) follow the same value rule; a saved directory is
+folded like a plan, the lab generator writes them unfolded (its lines are read by
+tools and tests line by line, and its values never need a fold to stay intact).
 
 ldap3's LDIF producer (ldap3.protocol.rfc2849) was considered and not used: it
 writes `changetype: moddn` for renames without a new superior, reorders add
@@ -33,7 +38,7 @@ def _safe(text: str) -> bool:
     no control characters at all, DEL included, so no tool can mangle it; no run of
     spaces half a line long, which no fold could keep off a line's end)."""
     return (text[0] not in " :<" and text[-1] != " " and _LONG_SPACES not in text
-            and all(" " <= c <= "~" for c in text))
+            and text.isascii() and text.isprintable())  # for ASCII: exactly " " to "~"
 
 
 def value_line(name: str, value: Value) -> str:
@@ -142,3 +147,15 @@ def render(plan: Plan | Iterable[Change], header: Sequence[str] = ()) -> str:
         parts.append("\n".join(header_lines) + "\n")
     parts.extend(render_record(c) for c in plan)
     return "\n".join(parts)
+
+
+def entry_record(dn: str, attributes: Iterable[tuple[str, Iterable[Value]]],
+                 width: int | None = WIDTH) -> str:
+    """An LDIF entry (content) record: the `dn:` line, one line per value in the order
+    given, then the blank line that ends it.  value_line decides what is base64.
+    Lines are folded at `width`, or not at all where width is None."""
+    lines = [value_line("dn", dn)]
+    lines += [value_line(name, v) for name, values in attributes for v in values]
+    if width is not None:
+        lines = [piece for line in lines for piece in fold(line, width)]
+    return "\n".join(lines) + "\n\n"

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from ldap3.utils.conv import escape_filter_chars
 
-from .directory import Directory
+from .backends.base import Directory
 from .errors import InputError
 
 ADC_DISABLED = "ADCDisabledMail"  # stamped on mailboxes deleted in a mixed organisation

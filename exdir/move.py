@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
-from .directory import Directory, Entry, NamingContexts
+from .backends.base import Directory, Entry, NamingContexts
 from .errors import InputError, Refused
 from .legacydn import has_prefix, rewrite, same
 from .plan import Mod, Modify, Plan

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
-from .directory import Directory, Entry, NamingContexts
+from .backends.base import Directory, Entry, NamingContexts
 from .errors import InputError, Refused
 from .legacydn import check_name, check_value, has_prefix, rewrite, same
 from .plan import Change, Mod, Modify, Plan, Rename

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import dn as dnu
-from .directory import Directory, Entry
+from .backends.base import Directory, Entry
 from .errors import InputError
 
 VERSIONS = ("5.5", "2000", "2003", "2007+", "unknown")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .directory import Directory, Entry
+    from .backends.base import Directory, Entry
     from .plan import Plan
 
 # the IMCEA marker in any case: some gateways and NDR renderings lower-case it

@@ -16,7 +16,9 @@ from typing import Callable, Protocol
 import pytest
 
 from commands.main import main
-from exdir.directory import Directory, open_ldif, open_url
+from exdir.backends.base import Directory
+from exdir.backends.memory import open_ldif
+from exdir.backends.ldap import open_url
 from tests.plans import Snapshot, differences, snapshot
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

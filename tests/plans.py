@@ -19,7 +19,8 @@ from ldap3.utils.dn import escape_rdn
 
 from exdir import dn as dnu
 from exdir import schema
-from exdir.directory import Directory, Entry, ModLike, Value
+from exdir.backends.base import Directory, Entry, ModLike
+from exdir.values import Value
 from exdir.errors import DirectoryError
 from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename, add_values, replace_value
 from exdir.topology import read_topology

@@ -18,7 +18,7 @@ from commands.main import main
 from exdir import dn as dnu
 from exdir import apply as apply_engine
 from exdir.gates import Safety
-from exdir.directory import Directory, Entry
+from exdir.backends.base import Directory, Entry
 from exdir.errors import DirectoryError
 from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render, value_line

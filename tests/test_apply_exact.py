@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from exdir.apply import run
-from exdir.directory import Directory
+from exdir.backends.base import Directory
 from exdir.errors import DirectoryError
 from exdir.gates import Safety
 from exdir.ldif_in import read_plan

@@ -22,7 +22,9 @@ import pytest
 
 from exdir import apply as apply_engine
 from exdir.gates import Safety
-from exdir.directory import Directory, open_ldif, open_url
+from exdir.backends.base import Directory
+from exdir.backends.memory import open_ldif
+from exdir.backends.ldap import open_url
 from tests.plans import (Faulty, Snapshot, differences, fail_at, mixed_plan, reply_lost_at,
                          slapd_state, snapshot)
 from tests.servers.slapd import MakeSlapd

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from exdir import dn as dnu
 from exdir import lab as labgen
 from exdir.apply import run
-from exdir.directory import Directory, open_url
+from exdir.backends.base import Directory
+from exdir.backends.ldap import open_url
 from exdir.ldif_in import read_plan
 from exdir.plan import Change, Delete, Mod, Modify, Plan, Rename
 from tests.labs import LDIF_SLAPD, SAMPLE, Lab, new_lab, same_state

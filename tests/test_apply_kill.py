@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from exdir.directory import open_url
+from exdir.backends.ldap import open_url
 from exdir.lab import generate
 from exdir.ldif_out import render
 from tests.plans import Snapshot, differences, moves_plan, simulate, slapd_state, snapshot

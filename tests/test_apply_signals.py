@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from exdir.directory import open_ldif, open_url
+from exdir.backends.ldap import open_url
+from exdir.backends.memory import open_ldif
 from exdir.lab import generate
 from exdir.ldif_out import render
 from tests.plans import moves_plan, snapshot
@@ -94,7 +95,7 @@ def test_a_signal_right_after_the_save_says_saved_and_names_the_undo_file(
     import os
 
     from commands.main import main
-    from exdir.directory import LdifDirectory
+    from exdir.backends.memory import LdifDirectory
     from exdir.plan import Mod, Modify, Plan
     from tests.labs import SAMPLE
 

@@ -16,7 +16,8 @@ import pytest
 
 from exdir import dn as dnu
 from exdir.checks import RENAME, RENAME_WITHOUT_LAB, Finding, blocking, preflight
-from exdir.directory import open_ldif, open_url
+from exdir.backends.memory import open_ldif
+from exdir.backends.ldap import open_url
 from exdir.topology import read_topology
 from tests.labs import SAMPLES, cli, server_options
 from tests.plans import slapd_state

@@ -21,7 +21,7 @@ import pytest
 
 from commands.main import main
 from exdir import dn as dnu
-from exdir.directory import open_ldif
+from exdir.backends.memory import open_ldif
 from exdir.topology import read_topology
 from tests.servers.slapd import MakeSlapd, Slapd, ci_required, free_port
 

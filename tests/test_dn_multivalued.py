@@ -13,7 +13,7 @@ import pytest
 
 from commands.main import main
 from exdir import dn as dnu
-from exdir.directory import open_ldif
+from exdir.backends.memory import open_ldif
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "fabrikam.ldif"
 STAFF = "OU=Staff,DC=fabrikam,DC=com"

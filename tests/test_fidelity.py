@@ -18,7 +18,9 @@ from ldap3 import MODIFY_DELETE
 
 from exdir import dn as dnu
 from exdir import schema
-from exdir.directory import Directory, Entry, _Mod, open_ldif, open_url
+from exdir.backends.base import Directory, Entry, SimpleMod as _Mod
+from exdir.backends.memory import open_ldif
+from exdir.backends.ldap import open_url
 from exdir.errors import Conflict, DirectoryError, EntryExists, NoSuchEntry
 
 DATA = Path(__file__).parent / "data" / "scenario.ldif"

@@ -27,7 +27,7 @@ import pytest
 from commands.main import main
 from exdir import files
 from exdir.apply import _write_undo, default_undo_path
-from exdir.directory import open_ldif
+from exdir.backends.memory import open_ldif
 from exdir.errors import ExdirError, FileWriteError, InputError
 from exdir.journal import Journal
 from exdir.report import ReportNotWritten, write_report
@@ -386,20 +386,20 @@ def test_a_killed_lab_generate_leaves_no_partial_file(sig: int, tmp_path: Path) 
 # --- item 14: SIGTERM during the save ----------------------------------------------------
 
 SLOW_SAVE = textwrap.dedent("""
-    import sys, time, ldif
+    import sys, time
     from pathlib import Path
+    import exdir.backends.memory as memory
     marker = Path(sys.argv[1])
-    unparse = ldif.LDIFWriter.unparse
+    record = memory.entry_record
     count = [0]
-    def slow(self, dn, record):
-        unparse(self, dn, record)
+    def slow(*args, **kwargs):
         count[0] += 1
         if count[0] == 20:
-            self._output_file.flush()
             marker.write_text("saving")
         if count[0] >= 20:  # a slow save, still writing when the signal comes
             time.sleep(0.02)
-    ldif.LDIFWriter.unparse = slow
+        return record(*args, **kwargs)
+    memory.entry_record = slow  # the save's entry writer
     from commands.main import main
     sys.exit(main(sys.argv[2:]))
 """)

@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from exdir import dn as dnu
 from exdir import health, lab
-from exdir.directory import Directory, Entry, LdapDirectory, LdifDirectory, open_ldif
+from exdir.backends.base import Directory, Entry
+from exdir.backends.ldap import LdapDirectory
+from exdir.backends.memory import LdifDirectory, open_ldif
 from exdir.legacydn import rewrite
 from exdir.plan import Mod
 from exdir.topology import ExchangeServer, Store, Topology, read_topology

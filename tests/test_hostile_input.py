@@ -15,7 +15,8 @@ from typing import Iterator
 import pytest
 
 from commands.main import main
-from exdir.directory import open_ldif, read_password
+from exdir.backends.memory import open_ldif
+from exdir.credentials import read_password
 from exdir.errors import InputError
 from exdir.ldif_in import parse as parse_plan
 from exdir.plan import Add
@@ -664,7 +665,7 @@ def test_1000_hostile_plans(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 def test_100_hostile_plans_on_slapd(capsys: pytest.CaptureFixture[str], slapd_factory) -> None:  # type: ignore[no-untyped-def]
     """One slapd for all of them: a plan that applies changes what the next one meets,
     which is fine: each run is compared with the server as it found it."""
-    from exdir.directory import open_url
+    from exdir.backends.ldap import open_url
     from tests.plans import snapshot
 
     server = slapd_factory(SAMPLE_TEXT.replace("version: 1\n", "", 1))

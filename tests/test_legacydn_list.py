@@ -17,7 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exdir import dn as dnu
-from exdir.directory import Directory, open_ldif, open_url
+from exdir.backends.base import Directory
+from exdir.backends.memory import open_ldif
+from exdir.backends.ldap import open_url
 from exdir.legacydn import ADC_DISABLED, LegacyValue, has_prefix, list_values, parts
 from tests.servers.slapd import SlapdFactory, require_slapd
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exdir import dn as dnu
-from exdir.directory import _Mod, open_ldif
+from exdir.backends.base import SimpleMod as _Mod
+from exdir.backends.memory import open_ldif
 from exdir.errors import FileWriteError, InputError
 
 GUID = bytes(range(16))

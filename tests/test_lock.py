@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from exdir import files
-from exdir.directory import _Mod, open_ldif
+from exdir.backends.base import SimpleMod as _Mod
+from exdir.backends.memory import open_ldif
 from exdir.errors import Refused
 from tests.labs import exdir_argv as exdir, process_env as env
 

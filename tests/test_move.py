@@ -33,7 +33,7 @@ from exdir import dn as dnu
 from exdir import lab as lab_module
 from exdir import apply as apply_engine
 from exdir.gates import Safety
-from exdir.directory import Directory, Entry
+from exdir.backends.base import Directory, Entry
 from exdir.ldif_in import parse
 from exdir.move import TARGETED_LIMIT, read_identities, read_mailboxes, resolve_mailboxes
 from exdir.plan import Modify, Plan

@@ -19,7 +19,7 @@ import pytest
 
 from commands.context import Options
 from exdir import dn as dnu
-from exdir.directory import Directory
+from exdir.backends.base import Directory
 from exdir.plan import Mod
 from tests.labs import ALL_BACKENDS, Lab
 from tests.plans import Faulty, differences, fail_at, reply_lost_at

@@ -17,7 +17,8 @@ from typing import cast
 import pytest
 
 from exdir.checks import RENAME, Finding, adc_move_refusal, blocking, preflight
-from exdir.directory import Directory, open_ldif
+from exdir.backends.base import Directory
+from exdir.backends.memory import open_ldif
 from exdir.ldif_in import entry_records, parse
 from exdir.ldif_out import WIDTH, fold, render, value_line
 from exdir.errors import InputError

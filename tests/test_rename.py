@@ -28,7 +28,8 @@ from exdir import schema
 from exdir import apply as apply_engine
 from exdir.gates import Safety
 from exdir.checks import blocking, preflight
-from exdir.directory import Directory, Entry, open_ldif
+from exdir.backends.base import Directory, Entry
+from exdir.backends.memory import open_ldif
 from exdir.errors import InputError
 from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render

@@ -15,7 +15,8 @@ from typing import Callable
 import pytest
 
 from commands.main import main
-from exdir.directory import Directory, open_url
+from exdir.backends.base import Directory
+from exdir.backends.ldap import open_url
 from exdir.lab import generate
 from exdir.ldif_out import render
 from exdir.plan import Plan, Rename

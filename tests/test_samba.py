@@ -24,7 +24,7 @@ import pytest
 from commands.main import main
 from exdir import dn as dnu
 from exdir import schema
-from exdir.directory import open_url
+from exdir.backends.ldap import open_url
 from tests.servers.samba import (
     CONFIG_DN,
     DOMAIN,
@@ -131,7 +131,7 @@ def test_store_with_mailboxes_can_still_be_modified(fabrikam: SambaDC) -> None:
     try:
         store = directory.read(directory.read(JOHN).text("homeMDB") or "")  # type: ignore[union-attr]
         assert store is not None and store.get("homeMDBBL")
-        from exdir.directory import _Mod
+        from exdir.backends.base import SimpleMod as _Mod
         old = store.text("legacyExchangeDN") or ""
         directory.modify(store.dn, [_Mod("delete", "legacyExchangeDN", (old,)),
                                     _Mod("add", "legacyExchangeDN", (old + "x",))])
@@ -220,7 +220,7 @@ def test_rename_and_move_end_state_as_in_memory(fabrikam: SambaDC, tmp_path: Pat
             code, _, err = cli(capsys, *where, "-q", *step, "--undo-file",
                                str(tmp_path / f"undo-{where[0][2:]}-{i}.ldif"))
             assert code == 0, (where[0], step, err)
-    from exdir.directory import open_ldif
+    from exdir.backends.memory import open_ldif
 
     memory = open_ldif(str(lab), warn=lambda m: None)
     real = open_url(fabrikam.url, fabrikam.bind_dn, fabrikam.password)
@@ -364,7 +364,7 @@ def test_starttls_on_389(fabrikam: SambaDC, resolve_dc_name: str,
 
 def test_ntlm_is_one_clear_line(fabrikam: SambaDC, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    import exdir.directory as directory_mod
+    import exdir.backends.binds as directory_mod
 
     base = ["--url", fabrikam.url, "--auth", "ntlm", "--password-file",
             str(fabrikam.password_file)]

@@ -18,7 +18,7 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from exdir import dn as dnu
-from exdir.directory import open_url
+from exdir.backends.ldap import open_url
 from tests.servers import samba as samba_mod
 from tests.servers.samba import (
     CONFIG_DN,

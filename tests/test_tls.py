@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from commands.main import main
-from exdir.directory import open_url
+from exdir.backends.ldap import open_url
 from exdir.errors import ConnectionFailed
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "fabrikam.ldif"

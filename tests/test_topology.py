@@ -17,7 +17,9 @@ import pytest
 from ldap3.utils.dn import parse_dn
 
 from exdir import dn as dnu
-from exdir.directory import Directory, Entry, open_ldif, open_url
+from exdir.backends.base import Directory, Entry
+from exdir.backends.memory import open_ldif
+from exdir.backends.ldap import open_url
 from exdir.errors import InputError
 from exdir.topology import (AdminGroup, ExchangeServer, Mta, Store, Topology, parse_version,
                             read_topology)

@@ -1,0 +1,272 @@
+"""The backend for a real LDAP server (Active Directory, Samba, slapd) over ldap3 SYNC.
+
+The server enforces its own rules; this module maps ldap3's results to exdir's
+errors, pages searches at Active Directory's MaxPageSize, reads in bulk with
+OR-filters and names DN values to delete by GUID where AD needs it.  Connecting
+and binding (TLS, NTLM) is exdir.backends.binds.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import ldap3
+from ldap3 import ALL_ATTRIBUTES, BASE, LEVEL, SUBTREE, Connection
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from .. import dn as dnu
+from .. import schema
+from ..errors import (Conflict, ConnectionFailed, DirectoryError, EntryExists, InputError,
+                      NoSuchEntry, plain)
+from ..values import Value, decode, encode
+from . import binds
+from .base import Directory, Entry, ModLike, NamingContexts
+
+AD_CAPABILITY = "1.2.840.113556.1.4.800"
+AD_LDS_CAPABILITY = "1.2.840.113556.1.4.1851"
+PAGE_SIZE = 1000  # Active Directory's MaxPageSize
+_SCOPES = {"base": BASE, "one": LEVEL, "subtree": SUBTREE}
+
+
+def _attributes_arg(attributes: Sequence[str]) -> list[str] | str:
+    if not attributes or "*" in attributes:
+        return ALL_ATTRIBUTES
+    return list(attributes)
+
+
+def _entry_from_response(item: Mapping[str, object]) -> Entry:
+    raw = item.get("raw_attributes") or {}
+    assert isinstance(raw, Mapping)
+    values: dict[str, list[Value]] = {}
+    for name, vals in raw.items():
+        if name.lower() == "entrydn":
+            continue
+        values[name] = [decode(name, v) for v in vals]  # type: ignore[union-attr]
+    return Entry(str(item["dn"]), values)
+
+
+def _error_for(dn: str, result: Mapping[str, object]) -> DirectoryError:
+    name = str(result.get("description") or "error")
+    message = str(result.get("message") or "").strip()
+    text = f"{dn}: {plain(name)}" + (f" ({message})" if message else "")
+    if name in ("noSuchAttribute", "attributeOrValueExists", "constraintViolation",
+                "notAllowedOnRDN"):
+        return Conflict(text, result=name, dn=dn)
+    if name == "noSuchObject":
+        return NoSuchEntry(text, result=name, dn=dn)
+    if name == "entryAlreadyExists":
+        return EntryExists(text, result=name, dn=dn)
+    return DirectoryError(text, result=name, dn=dn)
+
+
+
+# a DN value that followed its target into Deleted Objects: `CN=Old MTA\0ADEL:<guid>,…`
+_TOMBSTONE = re.compile(rb"^[^,]*\\0ADEL:([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}),",
+                        re.IGNORECASE)
+
+
+class LdapDirectory(Directory):
+    """A real server through ldap3 SYNC; the server enforces the rules itself."""
+
+    backend = "ldap"
+
+    def __init__(self, url: str, connection: Connection) -> None:
+        self.url = url
+        self.connection = connection
+        self._guids: dict[str, bytes | None] = {}
+        other = _root_dse(connection)
+        caps = {str(c) for c in other.get("supportedcapabilities", [])}
+        self.is_active_directory = AD_CAPABILITY in caps and AD_LDS_CAPABILITY not in caps
+        contexts = [str(c) for c in other.get("namingcontexts", [])]
+        default = _first(other.get("defaultnamingcontext"))
+        config = _first(other.get("configurationnamingcontext"))
+        schema_nc = _first(other.get("schemanamingcontext"))
+        if not default:
+            plain_contexts = [c for c in contexts if not c.lower().startswith("cn=")]
+            default = plain_contexts[0] if plain_contexts else (contexts[0] if contexts else "")
+        if not config and default:
+            config = "CN=Configuration," + default
+        self.naming = NamingContexts(domain=dnu.normalize(default) if default else "",
+                                     configuration=dnu.normalize(config) if config else "",
+                                     schema=schema_nc, all=tuple(contexts))
+
+    def describe(self) -> str:
+        kind = "Active Directory" if self.is_active_directory else "LDAP server"
+        return f"{kind} at {self.url}"
+
+    def _raise(self, dn: str) -> None:
+        raise _error_for(dn, self.connection.result or {})
+
+    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
+               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
+        base_dn = base or self.naming.domain
+        try:
+            results = self.connection.extend.standard.paged_search(
+                base_dn, filter, search_scope=_SCOPES[scope],
+                attributes=_attributes_arg(attributes), paged_size=PAGE_SIZE, generator=True)
+            for item in results:
+                if item.get("type") == "searchResEntry":
+                    yield _entry_from_response(item)
+        except LDAPException as exc:
+            raise DirectoryError(f"search under {base_dn} failed: {exc}") from None
+        result = self.connection.result or {}
+        if result.get("description") not in (None, "success", "noSuchObject"):
+            raise _error_for(base_dn, result)
+
+    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
+        try:
+            ok = self.connection.search(dn, "(objectClass=*)", search_scope=BASE,
+                                        attributes=_attributes_arg(attributes))
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: read failed: {exc}") from None
+        if not ok:
+            # success with no entry: a tombstone, invisible without the Show Deleted control
+            if (self.connection.result or {}).get("description") in ("noSuchObject", "success"):
+                return None
+            self._raise(dn)
+        for item in self.connection.response or []:
+            if item.get("type") == "searchResEntry":
+                return _entry_from_response(item)
+        return None
+
+    def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
+                  ) -> dict[str, Entry]:
+        """Bulk read: OR-filters of up to 100 DNs per search, one search per partition."""
+        wanted = {dnu.key(d): d for d in dns}
+        out: dict[str, Entry] = {}
+        if not wanted:
+            return out
+        dn_attr = "distinguishedName" if self.is_active_directory else "entryDN"
+        bases = sorted({c for c in self.naming.all} | {self.naming.domain}, key=len, reverse=True)
+        groups: dict[str, list[str]] = {}
+        for k, d in wanted.items():
+            base = next((b for b in bases if b and dnu.is_within(d, b)), None)
+            if base is None:
+                entry = self.read(d, attributes)
+                if entry is not None:
+                    out[k] = entry
+                continue
+            groups.setdefault(base, []).append(d)
+        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        for base, members in groups.items():
+            for i in range(0, len(members), 100):
+                chunk = members[i:i + 100]
+                flt = "(|" + "".join(f"({dn_attr}={escape_filter_chars(dnu.normalize(d))})"
+                                     for d in chunk) + ")"
+                for entry in self.search(base, flt, attrs):
+                    k = dnu.key(entry.dn)
+                    if k in wanted:
+                        out[k] = entry
+        return out
+
+    def modify(self, dn: str, mods: Sequence[ModLike]) -> None:
+        changes: dict[str, list[tuple[str, list[bytes]]]] = {}
+        for mod in mods:
+            op = {"add": ldap3.MODIFY_ADD, "delete": ldap3.MODIFY_DELETE,
+                  "replace": ldap3.MODIFY_REPLACE}[mod.op]
+            values = [encode(v) for v in mod.values]
+            if (mod.op == "delete" and self.is_active_directory and values
+                    and schema.kind_of(mod.attribute) == "dn"):
+                values = [self._by_guid(v) for v in values]
+            changes.setdefault(mod.attribute, []).append((op, values))
+        try:
+            ok = self.connection.modify(dn, changes)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: modify failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+
+    def _by_guid(self, value: bytes) -> bytes:
+        """A DN value to delete, named by its target's objectGUID where the target exists.
+
+        Active Directory shows a non-linked DN value (homeMTA, publicDelegates) under
+        its target's current name after a rename, but Samba matches a delete only
+        against the string it stored, which names nothing any more; `<GUID=…>` names
+        the object itself and matches on both.  Targets are few (stores, MTAs): the
+        GUIDs are cached."""
+        tomb = _TOMBSTONE.search(value)
+        if tomb:  # a value that followed its target into Deleted Objects
+            return b"<GUID=" + tomb.group(1) + b">"
+        try:
+            text = dnu.normalize(value.decode("utf-8", "replace"))
+        except InputError:
+            return value
+        key = text.lower()
+        if key not in self._guids:
+            entry = self.read(text, ("objectGUID",))
+            guid = entry.first("objectGUID") if entry is not None else None
+            self._guids[key] = (f"<GUID={uuid.UUID(bytes_le=guid)}>".encode()
+                                if isinstance(guid, bytes) and len(guid) == 16 else None)
+        return self._guids[key] or value
+
+    def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
+        attrs = {k: [encode(v) for v in vals] for k, vals in attributes.items()}
+        classes = attrs.pop("objectClass", None) or attrs.pop("objectclass", None)
+        try:
+            ok = self.connection.add(dn, [c.decode() for c in classes] if classes else None, attrs)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: add failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+
+    def delete(self, dn: str) -> None:
+        try:
+            ok = self.connection.delete(dn)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: delete failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+
+    def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
+        self._guids.clear()  # names change; GUIDs do not, but the keys are names
+        try:
+            ok = self.connection.modify_dn(dn, new_rdn, delete_old_dn=True,
+                                           new_superior=new_superior)
+        except LDAPException as exc:
+            raise DirectoryError(f"{dn}: rename failed: {exc}", dn=dn) from None
+        if not ok:
+            self._raise(dn)
+        return dnu.join(new_rdn, new_superior or dnu.parent(dn))
+
+    def close(self) -> None:
+        try:
+            self.connection.unbind()
+        except Exception:
+            pass
+
+
+_ROOT_DSE_ATTRIBUTES = ("namingContexts", "supportedCapabilities", "defaultNamingContext",
+                        "configurationNamingContext", "schemaNamingContext")
+
+
+def _root_dse(connection: Connection) -> dict[str, list[str]]:
+    """The rootDSE facts exdir uses, read directly (ldap3 folds supportedCapabilities
+    into supportedFeatures, where AD's capabilities cannot be told apart)."""
+    try:
+        ok = connection.search("", "(objectClass=*)", search_scope=BASE,
+                               attributes=list(_ROOT_DSE_ATTRIBUTES))
+    except LDAPException as exc:
+        raise ConnectionFailed(f"cannot read the rootDSE: {exc}") from None
+    if not ok or not connection.response:
+        raise ConnectionFailed("the server did not return its rootDSE")
+    raw = connection.response[0].get("raw_attributes") or {}
+    return {k.lower(): [v.decode("utf-8", "replace") for v in vals] for k, vals in raw.items()}
+
+
+def _first(value: object) -> str | None:
+    if isinstance(value, (list, tuple)):
+        return str(value[0]) if value else None
+    return str(value) if value else None
+
+
+def open_url(url: str, bind_dn: str | None = None, password: str | None = None, *,
+             starttls: bool = False, ca_file: str | None = None, insecure: bool = False,
+             timeout: int = 10, auth: str = "simple") -> LdapDirectory:
+    """Connect and bind (exdir.backends.binds.connect: ldaps and StartTLS verify the
+    server's certificate and that it names the host in the URL unless insecure;
+    auth "simple" or "ntlm"), then read the rootDSE."""
+    return LdapDirectory(url, binds.connect(url, bind_dn, password, starttls=starttls,
+                                            ca_file=ca_file, insecure=insecure,
+                                            timeout=timeout, auth=auth))
