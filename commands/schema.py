@@ -9,7 +9,7 @@ import typer
 from exdir import dn as dnu
 from exdir import schema
 
-from .context import InputError, Options, fail, options
+from .context import InputError, Options, options
 
 app = typer.Typer(help="The Exchange schema subset exdir knows.", no_args_is_help=True)
 
@@ -34,20 +34,17 @@ def export(
     Example: exdir --url ldap://dc1 --bind-dn ... schema export --format ad > exchange-ad.ldif
     """
     opts = options(ctx)
-    try:
-        if format not in FORMATS:
-            raise InputError(f"unknown format {format!r} (openldap, ad or ldap3)")
-        if schema_nc is not None and format != "ad":
-            raise InputError("--schema-nc applies to --format ad only")
-        if format == "openldap":
-            print(schema.openldap_schema_ldif(), end="")
-        elif format == "ldap3":
-            _dsa, info = schema.ldap3_schema()
-            print(json.dumps(json.loads(info.to_json()), indent=1))
-        else:
-            print(schema.ad_schema_ldif(_schema_nc(opts, schema_nc)), end="")
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    if format not in FORMATS:
+        raise InputError(f"unknown format {format!r} (openldap, ad or ldap3)")
+    if schema_nc is not None and format != "ad":
+        raise InputError("--schema-nc applies to --format ad only")
+    if format == "openldap":
+        print(schema.openldap_schema_ldif(), end="")
+    elif format == "ldap3":
+        _dsa, info = schema.ldap3_schema()
+        print(json.dumps(json.loads(info.to_json()), indent=1))
+    else:
+        print(schema.ad_schema_ldif(_schema_nc(opts, schema_nc)), end="")
 
 
 def _schema_nc(opts: Options, given: str | None) -> str:

@@ -8,7 +8,7 @@ import typer
 from exdir.text import printable
 from exdir.topology import Topology, read_topology
 
-from .context import fail, options, print_json, print_table
+from .context import options, print_json, print_table
 
 
 def topology(ctx: typer.Context) -> None:
@@ -19,12 +19,8 @@ def topology(ctx: typer.Context) -> None:
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
     opts = options(ctx)
-    try:
-        with opts.open() as directory:
-            topo = read_topology(directory)
-    except Exception as exc:  # noqa: BLE001 - fail() decides what the user sees
-        fail(opts, exc)
-        return
+    with opts.open() as directory:
+        topo = read_topology(directory)
     if opts.json:
         print_json(as_json(topo))
     else:

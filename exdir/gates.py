@@ -267,9 +267,9 @@ def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
         return []
     # named as administrators name them: by mailNickname (one bulk read)
     found = directory.read_many(same_group, ("mailNickname",))
-    names = [(found.get(dnu.key(d)) and found[dnu.key(d)].text("mailNickname"))
-             or dnu.rdn_value(d) for d in same_group]
-    refusal = adc_move_refusal(topology, names, adc_stopped=safety.adc_stopped)
+    nicknames = [(found.get(dnu.key(d)) and found[dnu.key(d)].text("mailNickname"))
+                 or dnu.rdn_value(d) for d in same_group]
+    refusal = adc_move_refusal(topology, nicknames, adc_stopped=safety.adc_stopped)
     if refusal is None:
         return []
     return [Gate("adc", refusal.replace("; nothing was planned", ""))]
