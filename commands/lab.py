@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .context import InputError
+from exdir.errors import InputError
 
 app = typer.Typer(help="Synthetic lab directories.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Callable, Optional
+from typing import Callable, Optional, TextIO
 
 import typer
 
@@ -108,7 +108,7 @@ class _ClosedPipeSafe:
     After either, the descriptor points at /dev/null so that what is still buffered,
     and the interpreter's last flush, go nowhere instead of failing again."""
 
-    def __init__(self, stream):  # type: ignore[no-untyped-def]
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._closed = False
 
@@ -121,7 +121,7 @@ class _ClosedPipeSafe:
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes with b"": let it see the TypeError
-            return self._stream.write(text)
+            return int(self._stream.write(text))
         if not self._closed and text:  # (click probes with "" too: nothing to write)
             try:
                 return self._stream.write(text)
@@ -149,7 +149,7 @@ class _StderrSafe(_ClosedPipeSafe):
         os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
 
 
-def _guard(stream, guard):  # type: ignore[no-untyped-def]
+def _guard(stream: TextIO, guard: type[_ClosedPipeSafe]) -> TextIO:
     """The stream guarded, where it is a real file (not a test's capture).
 
     Characters its encoding lacks (PYTHONIOENCODING=ascii, a latin-1 terminal) are
@@ -162,7 +162,7 @@ def _guard(stream, guard):  # type: ignore[no-untyped-def]
         return stream  # not a real file (a test's capture): nothing to guard
     if hasattr(stream, "reconfigure"):
         stream.reconfigure(errors="backslashreplace")
-    return guard(stream)
+    return guard(stream)  # type: ignore[return-value]  # a TextIO by delegation
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

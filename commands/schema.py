@@ -8,8 +8,9 @@ import typer
 
 from exdir import dn as dnu
 from exdir import schema
+from exdir.errors import InputError
 
-from .context import InputError, Options, options
+from .context import Options, options
 
 app = typer.Typer(help="The Exchange schema subset exdir knows.", no_args_is_help=True)
 

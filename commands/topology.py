@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import typer
 
@@ -28,7 +29,7 @@ def topology(ctx: typer.Context) -> None:
 
 
 def as_json(topo: Topology) -> dict[str, object]:
-    def rows(items: list) -> list[dict[str, object]]:
+    def rows(items: list[Any]) -> list[dict[str, object]]:
         return [dataclasses.asdict(i) for i in items]
 
     return {
