@@ -8,7 +8,7 @@ import typer
 from exdir.health import mailbox_findings, read_move_report, read_recipients, reverted_findings
 from exdir.topology import read_topology
 
-from .context import fail, options
+from .context import options
 from .findings import report
 
 # activationStyle (docs/exchange.md, samples/README.md): when an agreement runs
@@ -32,16 +32,12 @@ def adc_check(
     Example: exdir --ldif lab.ldif move jsmith --to "EX2/First Storage Group/Mailbox Store (EX2)" --apply --report move.json && exdir --ldif lab.ldif adc check --since-report move.json
     """
     opts = options(ctx)
-    try:
-        moved = read_move_report(since_report) if since_report else None
-        with opts.open() as directory:
-            topology = read_topology(directory)
-            findings = mailbox_findings(topology, read_recipients(directory))
-            if moved is not None:
-                findings += reverted_findings(directory, moved, topology)
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    moved = read_move_report(since_report) if since_report else None
+    with opts.open() as directory:
+        topology = read_topology(directory)
+        findings = mailbox_findings(topology, read_recipients(directory))
+        if moved is not None:
+            findings += reverted_findings(directory, moved, topology)
     org = topology.organization
     agreements = [{"name": a.name, "direction": a.direction,
                    "activation": ACTIVATION.get(a.activation_style, "unknown")

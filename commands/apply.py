@@ -16,7 +16,7 @@ from exdir.ldif_out import render
 from exdir.report import ReportNotWritten, check_report_path, write_report
 from exdir.text import printable
 
-from .context import Options, fail, options
+from .context import Options, options
 
 
 def progress_printer(opts: Options):  # type: ignore[no-untyped-def]
@@ -116,28 +116,23 @@ def apply_cmd(
     Example: exdir --ldif lab.ldif move jsmith --to "EX2/First Storage Group/Mailbox Store (EX2)" > plan.ldif && exdir --ldif lab.ldif apply plan.ldif --apply
     """
     opts = options(ctx)
-    try:
-        check_report_path(report, undo_file)
-        plan = read_plan(plan_file)
-        if not opts.ldif and not opts.url:
-            if do_apply:
-                opts.open()  # says which option is missing
-            sys.stdout.write(render(plan))
-            return
-        with opts.open(write=do_apply) as directory:
-            result = run(directory, plan, apply=do_apply, undo_file=undo_file,
-                         progress=progress_printer(opts),
-                         safety=Safety(lab=lab, adc_stopped=adc_stopped))
-        if not do_apply:
-            sys.stdout.write(render(result.plan or plan))
-            counts = result.counts
-            opts.warn(f"{len(result.steps)} step(s): {counts.get('pending', 0)} to do, "
-                      f"{counts.get('done', 0)} already done, {counts.get('conflict', 0)} "
-                      "conflicting" + ("" if result.refusals or result.blocked
-                                       else "; add --apply to apply"))
-            blocked_note(result.blocked)
-        finish(opts, result, report)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    check_report_path(report, undo_file)
+    plan = read_plan(plan_file)
+    if not opts.ldif and not opts.url:
+        if do_apply:
+            opts.open()  # says which option is missing
+        sys.stdout.write(render(plan))
+        return
+    with opts.open(write=do_apply) as directory:
+        result = run(directory, plan, apply=do_apply, undo_file=undo_file,
+                     progress=progress_printer(opts),
+                     safety=Safety(lab=lab, adc_stopped=adc_stopped))
+    if not do_apply:
+        sys.stdout.write(render(result.plan or plan))
+        counts = result.counts
+        opts.warn(f"{len(result.steps)} step(s): {counts.get('pending', 0)} to do, "
+                  f"{counts.get('done', 0)} already done, {counts.get('conflict', 0)} "
+                  "conflicting" + ("" if result.refusals or result.blocked
+                                   else "; add --apply to apply"))
+        blocked_note(result.blocked)
+    finish(opts, result, report)

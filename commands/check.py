@@ -9,7 +9,7 @@ from exdir.checks import preflight
 from exdir.text import printable
 from exdir.topology import read_topology
 
-from .context import fail, options, print_json
+from .context import options, print_json
 
 
 def check(ctx: typer.Context) -> None:
@@ -20,14 +20,10 @@ def check(ctx: typer.Context) -> None:
     Example: exdir --url ldaps://dc1.fabrikam.com --bind-dn ADMIN_DN --password-file pw check
     """
     opts = options(ctx)
-    try:
-        with opts.open() as directory:
-            topology = read_topology(directory)
-            findings = preflight(directory, topology)
-            where = directory.describe()
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    with opts.open() as directory:
+        topology = read_topology(directory)
+        findings = preflight(directory, topology)
+        where = directory.describe()
     dcs = topology.domain_controllers
     if opts.json:
         print_json({"directory": where,

@@ -1,4 +1,4 @@
-"""Global options, opening the directory, and turning errors into one line + exit code."""
+"""Global options, opening the directory, printing (errors: commands.main's boundary)."""
 from __future__ import annotations
 
 import gc
@@ -14,7 +14,7 @@ from exdir.backends.base import Directory
 from exdir.backends.ldap import open_url
 from exdir.backends.memory import open_ldif
 from exdir.credentials import read_password
-from exdir.errors import ExdirError, InputError
+from exdir.errors import InputError
 from exdir.text import printable, printable_json
 
 
@@ -70,20 +70,6 @@ def options(ctx: typer.Context) -> Options:
     if not isinstance(obj, Options):  # pragma: no cover - the callback always sets it
         raise InputError("internal: options missing")
     return obj
-
-
-def fail(opts: Options | None, exc: BaseException) -> None:
-    """One line on stderr and the exit code of the contract; the traceback only with --debug."""
-    if isinstance(exc, BrokenPipeError):
-        raise exc  # commands.main handles it once for every command
-    if opts is not None and opts.debug:
-        raise exc
-    if isinstance(exc, ExdirError):
-        print(f"exdir: {printable(exc.message)}", file=sys.stderr)
-        raise typer.Exit(exc.exit_code)
-    print(f"exdir: internal error: {type(exc).__name__}: {printable(str(exc))} "
-          "(run with --debug for details)", file=sys.stderr)
-    raise typer.Exit(70)
 
 
 def print_json(data: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .context import InputError, fail, options
+from exdir.errors import InputError
 
 app = typer.Typer(help="Synthetic lab directories.", no_args_is_help=True)
 
@@ -29,20 +29,14 @@ def generate(
     \b
     Example: exdir lab generate --mailboxes 10000 --admin-groups 3 -o lab.ldif
     """
-    opts = options(ctx)
-    try:
-        from exdir import lab
+    from exdir import lab
 
-        if not org.strip():
-            raise InputError("--org must not be empty")
-        if output:  # a new file only, linked into place when complete
-            lab.write(output, mailboxes=mailboxes, org=org, admin_groups=admin_groups, dcs=dcs,
-                      adc=adc, seed=seed)
-        else:
-            for chunk in lab.generate(mailboxes=mailboxes, org=org, admin_groups=admin_groups,
-                                      dcs=dcs, adc=adc, seed=seed):
-                sys.stdout.write(chunk)
-    except OSError as exc:
-        fail(opts, InputError(f"cannot write {output}: {exc.strerror}"))
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    if not org.strip():
+        raise InputError("--org must not be empty")
+    if output:  # a new file only, linked into place when complete
+        lab.write(output, mailboxes=mailboxes, org=org, admin_groups=admin_groups, dcs=dcs,
+                  adc=adc, seed=seed)
+    else:
+        for chunk in lab.generate(mailboxes=mailboxes, org=org, admin_groups=admin_groups,
+                                  dcs=dcs, adc=adc, seed=seed):
+            sys.stdout.write(chunk)

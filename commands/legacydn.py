@@ -15,7 +15,7 @@ from . import options as o
 from .apply import execute
 from .findings import report
 
-from .context import fail, options, print_json, print_table
+from .context import options, print_json, print_table
 
 app = typer.Typer(help="View and change legacyExchangeDN values.", no_args_is_help=True)
 
@@ -32,12 +32,8 @@ def list_cmd(
     Example: exdir --ldif samples/fabrikam.ldif legacydn list --prefix "/o=Fabrikam/ou=Europe"
     """
     opts = options(ctx)
-    try:
-        with opts.open() as directory:
-            rows = sorted(list_values(directory, prefix), key=lambda r: (r.value.lower(), r.dn))
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    with opts.open() as directory:
+        rows = sorted(list_values(directory, prefix), key=lambda r: (r.value.lower(), r.dn))
     if opts.json:
         print_json([{"dn": r.dn, "class": r.object_class, "legacyExchangeDN": r.value}
                     for r in rows])
@@ -62,19 +58,14 @@ def set_cmd(
     Example: exdir --ldif lab.ldif legacydn set jsmith "/o=Fabrikam/ou=Europe/cn=Recipients/cn=jsmith" --apply
     """
     opts = options(ctx)
-    try:
-        check_report_path(report, undo_file)
-        check_value(new_value)
-        with opts.open(write=do_apply) as directory:
-            entry = find_object(directory, obj)
-            context = read_value_context(directory, entry, new_value)
-            plan = plan_set(entry, new_value, context, directory.naming, keep_x500=keep_x500)
-            execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
-                    report=report)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    check_report_path(report, undo_file)
+    check_value(new_value)
+    with opts.open(write=do_apply) as directory:
+        entry = find_object(directory, obj)
+        context = read_value_context(directory, entry, new_value)
+        plan = plan_set(entry, new_value, context, directory.naming, keep_x500=keep_x500)
+        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+                report=report)
 
 
 @app.command("audit")
@@ -88,13 +79,9 @@ def audit_cmd(ctx: typer.Context) -> None:
     Example: exdir --ldif samples/fabrikam.ldif legacydn audit
     """
     opts = options(ctx)
-    try:
-        with opts.open() as directory:
-            topology = read_topology(directory)
-            findings = audit(topology, read_recipients(directory))
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    with opts.open() as directory:
+        topology = read_topology(directory)
+        findings = audit(topology, read_recipients(directory))
     org = topology.organization
     report(opts, findings, {"organisation": f"{org.name} ({org.legacy_dn})"},
            "legacyExchangeDN audit",

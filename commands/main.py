@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
 import traceback
-from typing import Optional
+from typing import Callable, Optional, TextIO
 
 import typer
 
@@ -29,7 +30,7 @@ app = typer.Typer(
     name="exdir",
     help="Keep the Active Directory side of an Exchange organisation correct.\n\n"
          "\b\nExample: exdir --ldif samples/fabrikam.ldif topology",  # \b: click keeps it whole
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (typer: bash, zsh, fish, pwsh)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -68,10 +69,12 @@ def root(
     \b
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
-    ctx.obj = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
-                      starttls=starttls, ca_file=ca_file, insecure=insecure, auth=auth,
-                      json=json_out,
-                      quiet=quiet, debug=debug, wait_lock=wait_lock)
+    opts = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
+                   starttls=starttls, ca_file=ca_file, insecure=insecure, auth=auth,
+                   json=json_out, quiet=quiet, debug=debug, wait_lock=wait_lock)
+    if isinstance(ctx.obj, Seen):  # main() passes one: its error boundary reads --debug
+        ctx.obj.options = opts
+    ctx.obj = opts
 
 
 app.command("topology")(topology_cmd.topology)
@@ -105,7 +108,7 @@ class _ClosedPipeSafe:
     After either, the descriptor points at /dev/null so that what is still buffered,
     and the interpreter's last flush, go nowhere instead of failing again."""
 
-    def __init__(self, stream):  # type: ignore[no-untyped-def]
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._closed = False
 
@@ -118,7 +121,7 @@ class _ClosedPipeSafe:
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes with b"": let it see the TypeError
-            return self._stream.write(text)
+            return int(self._stream.write(text))
         if not self._closed and text:  # (click probes with "" too: nothing to write)
             try:
                 return self._stream.write(text)
@@ -146,7 +149,7 @@ class _StderrSafe(_ClosedPipeSafe):
         os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
 
 
-def _guard(stream, guard):  # type: ignore[no-untyped-def]
+def _guard(stream: TextIO, guard: type[_ClosedPipeSafe]) -> TextIO:
     """The stream guarded, where it is a real file (not a test's capture).
 
     Characters its encoding lacks (PYTHONIOENCODING=ascii, a latin-1 terminal) are
@@ -159,7 +162,7 @@ def _guard(stream, guard):  # type: ignore[no-untyped-def]
         return stream  # not a real file (a test's capture): nothing to guard
     if hasattr(stream, "reconfigure"):
         stream.reconfigure(errors="backslashreplace")
-    return guard(stream)
+    return guard(stream)  # type: ignore[return-value]  # a TextIO by delegation
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -188,8 +191,9 @@ def _interrupted(stop: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run exdir; usage errors become one line and exit 2, and so does output that
-    cannot be written (OutputFailed), even when it fails only at the last flush."""
+    """Run exdir: the exit code of the contract (README, "Exit codes"), every failure
+    turned into it by one error boundary (_outcome), the last flush of stdout included
+    (a redirection to a full disk often fails only there)."""
     sys.stdout = _guard(sys.stdout, _ClosedPipeSafe)
     sys.stderr = _guard(sys.stderr, _StderrSafe)
     bad = _not_text(sys.argv[1:] if argv is None else argv)
@@ -197,22 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exdir: {bad}", file=sys.stderr)
         return 2
     previous = _install_signal_handlers()
+    seen = Seen()
     try:
-        code = _dispatch(argv)
-    except OutputFailed as exc:
-        print(f"exdir: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except (Interrupted, KeyboardInterrupt) as stop:
-        return _interrupted(stop)
+        code = _outcome(lambda: app(args=argv, prog_name="exdir", standalone_mode=False,
+                                    obj=seen), seen)
+        flushed = _outcome(sys.stdout.flush, seen)
+        return code or flushed  # 1 (found problems), 3 or 4 tell more than 2: kept
     finally:
         for sig, handler in (previous or {}).items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
-    try:
-        sys.stdout.flush()  # a redirection to a full disk often fails only here
-    except OutputFailed as exc:
-        print(f"exdir: {exc.message}", file=sys.stderr)
-        return code or exc.exit_code  # 1 (found problems), 3 or 4 tell more: kept
-    return code
 
 
 def _not_text(args: list[str]) -> str | None:
@@ -221,39 +218,85 @@ def _not_text(args: list[str]) -> str | None:
     named = [(f"argument {i}", a) for i, a in enumerate(args, start=1)]
     named += [(k, v) for k, v in os.environ.items() if k.startswith("EXDIR_")]
     for what, text in named:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
+        if _SURROGATE.search(text):
             return (f"{what} is not UTF-8 text ({printable(text)}): give names and values "
                     "in UTF-8")
     return None
 
 
-def _dispatch(argv: list[str] | None) -> int:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Seen:
+    """What the root callback parsed, for the error boundary: whether --debug was given
+    (an error before the options are parsed is a usage error, shown without traceback)."""
+
+    options: Options | None = None
+
+    @property
+    def debug(self) -> bool:
+        return self.options is not None and self.options.debug
+
+
+def _outcome(call: Callable[[], object], seen: Seen) -> int:
+    """The one error boundary: whatever call() raises becomes one line on stderr (user
+    input in it escaped) and the exit code of the contract; --debug adds the traceback
+    before that line and keeps the code.  Commands raise and never catch to print.
+
+    typer.Exit: a command's own exit code (1: found problems).  typer.TyperException:
+    what typer raises for bad usage (its vendored click's ClickException; UsageError is
+    exit 2).  ExdirError: its message and exit_code.  Interrupted and Ctrl-C: 128 + the
+    signal.  Anything else is a bug: exit 70, with or without --debug."""
     try:
-        result = app(args=argv, prog_name="exdir", standalone_mode=False)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    except OutputFailed:
-        raise  # one line in main, with or without --debug: the traceback tells nothing more
-    except ExdirError as exc:  # re-raised by fail() under --debug: show it, keep the exit code
-        traceback.print_exc()
+        result = call()
+    except typer.Exit as exc:  # (typer returns most; a KeyboardInterrupt is its Exit(130))
         return exc.exit_code
-    except Exception as exc:  # typer vendors click: match its exceptions by shape
-        code = getattr(exc, "exit_code", None)
-        if hasattr(exc, "format_message"):  # a usage error
+    except typer.Abort:  # end of input at a prompt
+        print("exdir: aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as exc:
+        if _is_help(exc):  # `exdir`, `exdir legacydn`: the help as written, not one line
+            print(exc.format_message(), file=sys.stderr)
+        else:
             print(f"exdir: {printable(exc.format_message())}", file=sys.stderr)
-            return int(code if code is not None else 2)
-        if isinstance(code, int):  # Exit
-            return code
-        if type(exc).__name__ == "Abort":
-            print("exdir: aborted", file=sys.stderr)
-            return 130
-        # an internal error re-raised by fail() under --debug: the traceback, and the
-        # same exit code as without --debug (70), never Python's 1 ("refused")
-        traceback.print_exc()
-        return 70
+        return exc.exit_code
+    except (Interrupted, KeyboardInterrupt) as stop:
+        return _interrupted(stop)
+    except SystemExit as exc:  # shell completion (`--install-completion`, _EXDIR_COMPLETE)
+        if isinstance(exc.__context__, OSError):  # typer's exit 1 on EPIPE: no refusal
+            return _internal_error(exc.__context__, seen)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except OutputFailed as exc:  # the traceback would tell nothing more, and stdout is gone
+        print(f"exdir: {printable(exc.message)}", file=sys.stderr)
+        return exc.exit_code
+    except ExdirError as exc:
+        if seen.debug:
+            traceback.print_exception(exc)
+        print(f"exdir: {printable(exc.message)}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug
+        return _internal_error(exc, seen)
     return result if isinstance(result, int) else 0
+
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h): "an internal software error"
+
+
+def _internal_error(exc: BaseException, seen: Seen) -> int:
+    """A bug: one line naming it, the traceback with --debug, and 70 either way (never
+    Python's 1, which a script reads as "refused")."""
+    if seen.debug:
+        traceback.print_exception(exc)
+    print(f"exdir: internal error: {type(exc).__name__}: {printable(str(exc))}"
+          + ("" if seen.debug else " (run with --debug for details)"), file=sys.stderr)
+    return INTERNAL_ERROR
+
+
+def _is_help(exc: typer.TyperException) -> bool:
+    """A group run without a command (no_args_is_help): typer raises a usage error whose
+    message is the group's help (its NoArgsIsHelpError is not public API)."""
+    ctx = getattr(exc, "ctx", None)
+    return ctx is not None and exc.format_message() == ctx.get_help()
 
 
 def run() -> None:

@@ -15,7 +15,7 @@ from exdir.topology import read_topology
 
 from . import options as o
 from .apply import execute
-from .context import fail, options
+from .context import options
 
 
 def move(
@@ -47,31 +47,26 @@ def move(
     Example: exdir --ldif samples/fabrikam.ldif move jsmith kakers@fabrikam.com --to "EX2/First Storage Group/Mailbox Store (EX2)"
     """
     opts = options(ctx)
-    try:
-        check_report_path(report, undo_file)
-        identities = list(mailboxes or [])
-        if from_file:
-            stdin = (getattr(sys.stdin, "buffer", sys.stdin).read()  # bytes: decoded by
-                     if from_file == "-" else None)                    # read_identities
-            identities += read_identities(from_file, stdin)
-        if not identities:
-            raise InputError("no mailbox given (name them, or --from-file F)")
-        with opts.open(write=do_apply) as directory:
-            topology = read_topology(directory)
-            target = resolve_store(topology, to, assume_version)
-            resolved, warnings = resolve_mailboxes(identities,
-                                                   read_mailboxes(directory, identities))
-            for w in warnings:
-                opts.warn(w)
-            moved = plan_move(topology, resolved, target, directory.naming,
-                              keep_legacydn=keep_legacydn)
-            skipped = [m for m in moved.moves if not m.planned]
-            if skipped:
-                opts.warn(f"{len(skipped)} mailbox(es) already in {target.label}: skipped")
-            # the ADC gate (mixed mode, same-group moves) is met by the apply engine
-            execute(opts, directory, moved.plan, do_apply=do_apply, undo_file=undo_file,
-                    report=report, moves=moved.moves, safety=Safety(adc_stopped=adc_stopped))
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    check_report_path(report, undo_file)
+    identities = list(mailboxes or [])
+    if from_file:
+        stdin = (getattr(sys.stdin, "buffer", sys.stdin).read()  # bytes: decoded by
+                 if from_file == "-" else None)                    # read_identities
+        identities += read_identities(from_file, stdin)
+    if not identities:
+        raise InputError("no mailbox given (name them, or --from-file F)")
+    with opts.open(write=do_apply) as directory:
+        topology = read_topology(directory)
+        target = resolve_store(topology, to, assume_version)
+        resolved, warnings = resolve_mailboxes(identities,
+                                               read_mailboxes(directory, identities))
+        for w in warnings:
+            opts.warn(w)
+        moved = plan_move(topology, resolved, target, directory.naming,
+                          keep_legacydn=keep_legacydn)
+        skipped = [m for m in moved.moves if not m.planned]
+        if skipped:
+            opts.warn(f"{len(skipped)} mailbox(es) already in {target.label}: skipped")
+        # the ADC gate (mixed mode, same-group moves) is met by the apply engine
+        execute(opts, directory, moved.plan, do_apply=do_apply, undo_file=undo_file,
+                report=report, moves=moved.moves, safety=Safety(adc_stopped=adc_stopped))

@@ -14,7 +14,7 @@ from exdir.topology import Topology, read_topology
 
 from . import options as o
 from .apply import execute
-from .context import Options, fail, options
+from .context import Options, options
 
 app = typer.Typer(help="Rename the organisation or an administrative group (lab only).",
                   no_args_is_help=True)
@@ -58,13 +58,8 @@ def rename_org(
     Example: exdir --ldif lab.ldif rename org Contoso > rename.ldif && exdir --ldif lab.ldif rename org Contoso --apply --lab
     """
     opts = options(ctx)
-    try:
-        _rename(opts, lambda t: org_scope(t, new_name), "rename org", do_apply=do_apply,
-                lab=lab, undo_file=undo_file, report=report, keep_x500=keep_x500)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    _rename(opts, lambda t: org_scope(t, new_name), "rename org", do_apply=do_apply,
+            lab=lab, undo_file=undo_file, report=report, keep_x500=keep_x500)
 
 
 @app.command("admin-group")
@@ -81,11 +76,6 @@ def rename_admin_group(
     Example: exdir --ldif lab.ldif rename admin-group "Europe" "EMEA" --apply --lab
     """
     opts = options(ctx)
-    try:
-        _rename(opts, lambda t: admin_group_scope(t, old, new), f"rename admin-group {old}",
-                do_apply=do_apply, lab=lab, undo_file=undo_file, report=report,
-                keep_x500=keep_x500)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    _rename(opts, lambda t: admin_group_scope(t, old, new), f"rename admin-group {old}",
+            do_apply=do_apply, lab=lab, undo_file=undo_file, report=report,
+            keep_x500=keep_x500)

@@ -8,8 +8,9 @@ import typer
 
 from exdir import dn as dnu
 from exdir import schema
+from exdir.errors import InputError
 
-from .context import InputError, Options, fail, options
+from .context import Options, options
 
 app = typer.Typer(help="The Exchange schema subset exdir knows.", no_args_is_help=True)
 
@@ -34,20 +35,17 @@ def export(
     Example: exdir schema export --format ad --schema-nc "CN=Schema,CN=Configuration,DC=fabrikam,DC=com" > exchange-ad.ldif
     """
     opts = options(ctx)
-    try:
-        if format not in FORMATS:
-            raise InputError(f"unknown format {format!r} (openldap, ad or ldap3)")
-        if schema_nc is not None and format != "ad":
-            raise InputError("--schema-nc applies to --format ad only")
-        if format == "openldap":
-            print(schema.openldap_schema_ldif(), end="")
-        elif format == "ldap3":
-            _dsa, info = schema.ldap3_schema()
-            print(json.dumps(json.loads(info.to_json()), indent=1))
-        else:
-            print(schema.ad_schema_ldif(_schema_nc(opts, schema_nc)), end="")
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    if format not in FORMATS:
+        raise InputError(f"unknown format {format!r} (openldap, ad or ldap3)")
+    if schema_nc is not None and format != "ad":
+        raise InputError("--schema-nc applies to --format ad only")
+    if format == "openldap":
+        print(schema.openldap_schema_ldif(), end="")
+    elif format == "ldap3":
+        _dsa, info = schema.ldap3_schema()
+        print(json.dumps(json.loads(info.to_json()), indent=1))
+    else:
+        print(schema.ad_schema_ldif(_schema_nc(opts, schema_nc)), end="")
 
 
 def _schema_nc(opts: Options, given: str | None) -> str:

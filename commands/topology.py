@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import typer
 
 from exdir.text import printable
 from exdir.topology import Topology, read_topology
 
-from .context import fail, options, print_json, print_table
+from .context import options, print_json, print_table
 
 
 def topology(ctx: typer.Context) -> None:
@@ -19,12 +20,8 @@ def topology(ctx: typer.Context) -> None:
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
     opts = options(ctx)
-    try:
-        with opts.open() as directory:
-            topo = read_topology(directory)
-    except Exception as exc:  # noqa: BLE001 - fail() decides what the user sees
-        fail(opts, exc)
-        return
+    with opts.open() as directory:
+        topo = read_topology(directory)
     if opts.json:
         print_json(as_json(topo))
     else:
@@ -32,7 +29,7 @@ def topology(ctx: typer.Context) -> None:
 
 
 def as_json(topo: Topology) -> dict[str, object]:
-    def rows(items: list) -> list[dict[str, object]]:
+    def rows(items: list[Any]) -> list[dict[str, object]]:
         return [dataclasses.asdict(i) for i in items]
 
     return {

@@ -13,7 +13,7 @@ from exdir.text import printable
 
 from . import options as o
 from .apply import execute
-from .context import fail, options, print_json
+from .context import options, print_json
 
 app = typer.Typer(help="IMCEAEX addresses and X500 proxy addresses.", no_args_is_help=True)
 
@@ -26,11 +26,7 @@ def decode_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="A
     Example: exdir x500 decode "IMCEAEX-_O=FABRIKAM_OU=FIRST+20ADMINISTRATIVE+20GROUP_CN=RECIPIENTS_CN=JSMITH@fabrikam.com"
     """
     opts = options(ctx)
-    try:
-        value = x500.decode(address)
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    value = x500.decode(address)
     if opts.json:
         print_json({"address": address, "decoded": value})
     else:
@@ -47,11 +43,7 @@ def encode_cmd(ctx: typer.Context, value: str = typer.Argument(..., metavar="VAL
     Example: exdir x500 encode "/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=jsmith" --domain fabrikam.com
     """
     opts = options(ctx)
-    try:
-        encoded = x500.encode(value, domain)
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    encoded = x500.encode(value, domain)
     if opts.json:
         print_json({"value": value, "encoded": encoded})
     else:
@@ -67,13 +59,9 @@ def find_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADD
     Example: exdir --ldif samples/fabrikam.ldif x500 find "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=jsmith"
     """
     opts = options(ctx)
-    try:
-        value = x500.legacy_value(address)
-        with opts.open() as directory:
-            found = x500.holders(directory, value)
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
-        return
+    value = x500.legacy_value(address)
+    with opts.open() as directory:
+        found = x500.holders(directory, value)
     rows = []
     for e in found:
         how = "legacyExchangeDN" if any(same(v, value) for v in e.texts("legacyExchangeDN")) \
@@ -103,20 +91,15 @@ def add_cmd(
     Example: exdir --ldif lab.ldif x500 add jsmith "IMCEAEX-_O=FABRIKAM_CN=JSMITH@fabrikam.com" --apply
     """
     opts = options(ctx)
-    try:
-        check_report_path(report, undo_file)
-        legacy = check_value(x500.legacy_value(value))
-        with opts.open(write=do_apply) as directory:
-            entry = find_object(directory, obj)
-            plan = x500.plan_add(entry, legacy, x500.holders(directory, legacy))
-            if not plan:
-                opts.warn(f"{entry.dn} holds 'X500:{legacy}' already")
-            execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
-                    report=report)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    check_report_path(report, undo_file)
+    legacy = check_value(x500.legacy_value(value))
+    with opts.open(write=do_apply) as directory:
+        entry = find_object(directory, obj)
+        plan = x500.plan_add(entry, legacy, x500.holders(directory, legacy))
+        if not plan:
+            opts.warn(f"{entry.dn} holds 'X500:{legacy}' already")
+        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+                report=report)
 
 
 @app.command("remove")
@@ -134,17 +117,12 @@ def remove_cmd(
     Example: exdir --ldif lab.ldif x500 remove kberg "X500:/o=Fabrikam/ou=Europe/cn=Recipients/cn=kberg" --apply
     """
     opts = options(ctx)
-    try:
-        check_report_path(report, undo_file)
-        legacy = x500.legacy_value(value)
-        with opts.open(write=do_apply) as directory:
-            entry = find_object(directory, obj)
-            plan = x500.plan_remove(entry, legacy)
-            if not plan:
-                opts.warn(f"{entry.dn} holds no proxy X500:{legacy}")
-            execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
-                    report=report)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        fail(opts, exc)
+    check_report_path(report, undo_file)
+    legacy = x500.legacy_value(value)
+    with opts.open(write=do_apply) as directory:
+        entry = find_object(directory, obj)
+        plan = x500.plan_remove(entry, legacy)
+        if not plan:
+            opts.warn(f"{entry.dn} holds no proxy X500:{legacy}")
+        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+                report=report)

@@ -7,6 +7,7 @@
 # free; `-m 'not samba'` leaves them out.
 #   scripts/test.sh [pytest args...]      e.g. scripts/test.sh -m 'not slow' -x
 #   EXDIR_SKIP_INSTALL=1 skips the pip install (exdir imported from the tree).
+#   EXDIR_SKIP_LINT=1 skips ruff and mypy (they run first and fail the run otherwise).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -45,6 +46,16 @@ if [[ -z ${EXDIR_SKIP_INSTALL:-} ]]; then
         export PIP_BREAK_SYSTEM_PACKAGES=1
     fi
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+fi
+
+if [[ -z ${EXDIR_SKIP_LINT:-} ]]; then
+    # the project's settings (pyproject.toml), never a user-level ruff or mypy config
+    echo "test.sh: ruff check" >&2
+    python3 -m ruff check --config pyproject.toml --no-cache . \
+        || { echo "test.sh: ruff found problems (EXDIR_SKIP_LINT=1 skips it)" >&2; exit 1; }
+    echo "test.sh: mypy" >&2
+    python3 -m mypy --config-file pyproject.toml \
+        || { echo "test.sh: mypy found problems (EXDIR_SKIP_LINT=1 skips it)" >&2; exit 1; }
 fi
 
 status=0

@@ -61,7 +61,10 @@ def process_env() -> dict[str, str]:
 
 
 def exdir_argv(*args: str) -> list[str]:
-    """`exdir ARGS` as a child process (python3 -m commands.main)."""
+    """`exdir ARGS` as a child process: `python3 -m commands.main`, the CLI by its name in
+    the tree (installed it is exdir_cli), with process_env() putting this tree first on
+    PYTHONPATH, so the child runs the code under test whether or not exdir is installed
+    (an installed exdir_cli may be another copy)."""
     return [sys.executable, "-m", "commands.main", *args]
 
 

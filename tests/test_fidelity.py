@@ -9,9 +9,8 @@ in-memory directory differ, the test says so in a comment starting "DIFFERENCE".
 """
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
-from typing import Callable, Generator, Iterator
+from typing import Generator, Iterator
 
 import pytest
 from ldap3 import MODIFY_DELETE

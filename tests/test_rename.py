@@ -34,7 +34,7 @@ from exdir.errors import InputError
 from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render
 from exdir.legacydn import same
-from exdir.plan import InvalidChange, Mod, Modify, Plan, Rename
+from exdir.plan import Mod, Modify, Plan, Rename
 from exdir.rename import (FYDIBOHF23SPDLT, RenameScope, admin_group_scope, org_scope, plan_rename,
                           read_affected)
 from exdir.topology import read_topology
