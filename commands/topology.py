@@ -6,7 +6,8 @@ import dataclasses
 import typer
 
 from exdir.text import printable
-from exdir.topology import Topology, read_topology
+from exdir.readers.topology import read_topology
+from exdir.topology import Topology
 
 from .context import fail, options, print_json, print_table
 

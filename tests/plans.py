@@ -22,7 +22,7 @@ from exdir import schema
 from exdir.directory import Directory, Entry, ModLike, Value
 from exdir.errors import DirectoryError
 from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename, add_values, replace_value
-from exdir.topology import read_topology
+from exdir.readers.topology import read_topology
 
 if TYPE_CHECKING:
     from tests.servers.slapd import Slapd

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from exdir import dn as dnu
 from exdir.directory import Directory, open_ldif, open_url
-from exdir.legacydn import ADC_DISABLED, LegacyValue, has_prefix, list_values, parts
+from exdir.legacydn import ADC_DISABLED, LegacyValue, has_prefix, parts
+from exdir.readers.recipients import list_values
 from tests.servers.slapd import SlapdFactory, require_slapd
 
 ROOT = Path(__file__).resolve().parent.parent

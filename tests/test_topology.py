@@ -19,8 +19,8 @@ from ldap3.utils.dn import parse_dn
 from exdir import dn as dnu
 from exdir.directory import Directory, Entry, open_ldif, open_url
 from exdir.errors import InputError
-from exdir.topology import (AdminGroup, ExchangeServer, Mta, Store, Topology, parse_version,
-                            read_topology)
+from exdir.readers.topology import read_topology
+from exdir.topology import AdminGroup, ExchangeServer, Mta, Store, Topology, parse_version
 from tests.servers.slapd import SlapdFactory, require_slapd
 
 ROOT = Path(__file__).resolve().parent.parent
