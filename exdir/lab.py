@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence, Union
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import escape_rdn, parse_dn

@@ -34,7 +34,7 @@ from exdir.errors import InputError
 from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render
 from exdir.legacydn import same
-from exdir.plan import InvalidChange, Mod, Modify, Plan, Rename
+from exdir.plan import Mod, Modify, Plan, Rename
 from exdir.readers.recipients import read_affected
 from exdir.rename import RenameScope, admin_group_scope, org_scope, plan_rename
 from exdir.topology import E2007_ADMIN_GROUP as FYDIBOHF23SPDLT
