@@ -32,9 +32,10 @@ from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noq
                                ratio, timed, timed_open, write_lab)
 from exdir import dn as dnu  # noqa: E402
 from exdir.backends.base import Directory  # noqa: E402
-from exdir.move import (TARGETED_LIMIT, MovePlan, plan_move, read_identities,  # noqa: E402
-                        read_mailboxes, resolve_mailboxes, resolve_store)
-from exdir.topology import read_topology  # noqa: E402
+from exdir.move import (MovePlan, plan_move, read_identities,  # noqa: E402
+                        resolve_mailboxes, resolve_store)
+from exdir.readers.recipients import TARGETED_LIMIT, read_mailboxes  # noqa: E402
+from exdir.readers.topology import read_topology  # noqa: E402
 
 
 def identities(directory: Directory, store_dn: str) -> list[str]:

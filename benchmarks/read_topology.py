@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noqa: E402
                                full_read, measure_sizes, parse, print_table, ratio, timed,
                                timed_open, write_lab)
-from exdir.legacydn import list_values  # noqa: E402
-from exdir.topology import read_topology  # noqa: E402
+from exdir.readers.recipients import list_values  # noqa: E402
+from exdir.readers.topology import read_topology  # noqa: E402
 
 
 def measure(mailboxes: int, runs: int, workdir: Path) -> Row:

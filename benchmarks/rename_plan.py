@@ -30,8 +30,9 @@ from benchmarks.common import (CountingDirectory, Row, arguments, banner,  # noq
 from exdir.backends.base import Directory, Entry  # noqa: E402
 from exdir.ldif_out import render  # noqa: E402
 from exdir.plan import Plan  # noqa: E402
-from exdir.rename import RenameScope, org_scope, plan_rename, read_affected  # noqa: E402
-from exdir.topology import read_topology  # noqa: E402
+from exdir.readers.recipients import read_affected  # noqa: E402
+from exdir.rename import RenameScope, org_scope, plan_rename  # noqa: E402
+from exdir.readers.topology import read_topology  # noqa: E402
 
 NEW_NAME = "Contoso"
 

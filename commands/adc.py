@@ -5,8 +5,8 @@ from typing import Optional
 
 import typer
 
-from exdir.health import mailbox_findings, read_move_report, read_recipients, reverted_findings
-from exdir.topology import read_topology
+from exdir import operations
+from exdir.health import read_move_report
 
 from .context import options
 from .findings import report
@@ -34,10 +34,8 @@ def adc_check(
     opts = options(ctx)
     moved = read_move_report(since_report) if since_report else None
     with opts.open() as directory:
-        topology = read_topology(directory)
-        findings = mailbox_findings(topology, read_recipients(directory))
-        if moved is not None:
-            findings += reverted_findings(directory, moved, topology)
+        checked = operations.adc_check(directory, moved)
+    topology, findings = checked.topology, checked.findings
     org = topology.organization
     agreements = [{"name": a.name, "direction": a.direction,
                    "activation": ACTIVATION.get(a.activation_style, "unknown")

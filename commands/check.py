@@ -5,9 +5,8 @@ import dataclasses
 
 import typer
 
-from exdir.checks import preflight
+from exdir import operations
 from exdir.text import printable
-from exdir.topology import read_topology
 
 from .context import options, print_json
 
@@ -21,14 +20,15 @@ def check(ctx: typer.Context) -> None:
     """
     opts = options(ctx)
     with opts.open() as directory:
-        topology = read_topology(directory)
-        findings = preflight(directory, topology)
+        checked = operations.check(directory)
         where = directory.describe()
-    dcs = topology.domain_controllers
+    findings = checked.findings
+    dcs = checked.topology.domain_controllers
     if opts.json:
         print_json({"directory": where,
                     "domain_controllers": [dataclasses.asdict(d) for d in dcs],
-                    "findings": [dataclasses.asdict(f) for f in findings]})
+                    "findings": [{"code": f.code, "severity": f.severity, "message": f.message,
+                                  "blocks": f.blocks_shown} for f in findings]})
     else:
         print(printable(f"{where}: {len(dcs)} domain controller(s)"
                         + (": " + ", ".join(d.name + (" (read-only)" if d.read_only else "")
@@ -36,7 +36,7 @@ def check(ctx: typer.Context) -> None:
         if not findings:
             print("no findings: nothing blocks a rename or a move")
         for f in findings:
-            label = "BLOCKS " + ", ".join(f.blocks) if f.severity == "blocks" else "warning"
+            label = "BLOCKS " + ", ".join(f.blocks_shown) if f.severity == "blocks" else "warning"
             print(f"[{label}] {printable(f.message)}")
     if any(f.severity == "blocks" for f in findings):
         raise typer.Exit(1)

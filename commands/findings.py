@@ -1,12 +1,11 @@
 """Printing health findings the same way for every check command."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import typer
 
-from exdir.health import Finding
+from exdir.findings import Finding
 from exdir.text import printable
 
 from .context import Options, print_json
@@ -21,7 +20,9 @@ def report(opts: Options, findings: Sequence[Finding], context: dict[str, object
     if opts.json:
         print_json({**(context if json_context is None else json_context),
                     "finding_count": len(findings),
-                    "findings": [dataclasses.asdict(f) for f in findings]})
+                    "findings": [{"code": f.code, "dn": f.dn, "message": f.message,
+                                  "meaning": f.meaning, "fix": f.fix, "details": f.details}
+                                 for f in findings]})
     else:
         for key, value in context.items():
             if isinstance(value, list):

@@ -5,10 +5,9 @@ from typing import Optional
 
 import typer
 
-from exdir.health import audit, read_recipients
-from exdir.legacydn import check_value, list_values
-from exdir.topology import read_topology
-from exdir.rename import find_object, plan_set, read_value_context
+from exdir import operations
+from exdir.legacydn import check_value
+from exdir.readers.recipients import list_values
 from exdir.report import check_report_path
 
 from . import options as o
@@ -61,9 +60,7 @@ def set_cmd(
     check_report_path(report, undo_file)
     check_value(new_value)
     with opts.open(write=do_apply) as directory:
-        entry = find_object(directory, obj)
-        context = read_value_context(directory, entry, new_value)
-        plan = plan_set(entry, new_value, context, directory.naming, keep_x500=keep_x500)
+        plan = operations.set_legacy_dn(directory, obj, new_value, keep_x500=keep_x500)
         execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
                 report=report)
 
@@ -80,10 +77,9 @@ def audit_cmd(ctx: typer.Context) -> None:
     """
     opts = options(ctx)
     with opts.open() as directory:
-        topology = read_topology(directory)
-        findings = audit(topology, read_recipients(directory))
-    org = topology.organization
-    report(opts, findings, {"organisation": f"{org.name} ({org.legacy_dn})"},
+        checked = operations.audit(directory)
+    org = checked.topology.organization
+    report(opts, checked.findings, {"organisation": f"{org.name} ({org.legacy_dn})"},
            "legacyExchangeDN audit",
            {"organisation": {"name": org.name, "legacyExchangeDN": org.legacy_dn,
                              "mixed_mode": org.mixed_mode}})

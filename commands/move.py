@@ -6,12 +6,11 @@ from typing import List, Optional
 
 import typer
 
+from exdir import operations
 from exdir.gates import Safety
 from exdir.errors import InputError
-from exdir.move import (plan_move, read_identities, read_mailboxes, resolve_mailboxes,
-                        resolve_store)
+from exdir.move import read_identities
 from exdir.report import check_report_path
-from exdir.topology import read_topology
 
 from . import options as o
 from .apply import execute
@@ -56,17 +55,11 @@ def move(
     if not identities:
         raise InputError("no mailbox given (name them, or --from-file F)")
     with opts.open(write=do_apply) as directory:
-        topology = read_topology(directory)
-        target = resolve_store(topology, to, assume_version)
-        resolved, warnings = resolve_mailboxes(identities,
-                                               read_mailboxes(directory, identities))
-        for w in warnings:
-            opts.warn(w)
-        moved = plan_move(topology, resolved, target, directory.naming,
-                          keep_legacydn=keep_legacydn)
-        skipped = [m for m in moved.moves if not m.planned]
-        if skipped:
-            opts.warn(f"{len(skipped)} mailbox(es) already in {target.label}: skipped")
+        planned = operations.move(directory, identities, to, assume_version=assume_version,
+                                  keep_legacydn=keep_legacydn)
+        for note in planned.notes:
+            opts.warn(note)
         # the ADC gate (mixed mode, same-group moves) is met by the apply engine
-        execute(opts, directory, moved.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report, moves=moved.moves, safety=Safety(adc_stopped=adc_stopped))
+        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
+                report=report, moves=planned.moved.moves if planned.moved else None,
+                safety=Safety(adc_stopped=adc_stopped))

@@ -1,16 +1,14 @@
 """`exdir rename org|admin-group`: legacydn.exe-style renames, planned as one LDIF."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
-from exdir.checks import preflight
+from exdir import operations
 from exdir.backends.base import Directory
 from exdir.gates import Safety
-from exdir.rename import RenameScope, admin_group_scope, org_scope, plan_rename, read_affected
 from exdir.report import check_report_path
-from exdir.topology import Topology, read_topology
 
 from . import options as o
 from .apply import execute
@@ -20,27 +18,17 @@ app = typer.Typer(help="Rename the organisation or an administrative group (lab 
                   no_args_is_help=True)
 
 
-def _rename(opts: Options, make_scope, operation: str, *, do_apply: bool,  # type: ignore[no-untyped-def]
-            lab: bool, undo_file: Optional[str], report: Optional[str], keep_x500: bool) -> None:
+def _rename(opts: Options, make_plan: Callable[[Directory], operations.Planned], *,
+            do_apply: bool, lab: bool, undo_file: Optional[str], report: Optional[str]) -> None:
     check_report_path(report, undo_file)
     with opts.open(write=do_apply) as directory:
-        topology = read_topology(directory)
-        scope: RenameScope = make_scope(topology)
-        for f in preflight(directory, topology):
-            if f.severity == "warning":
-                opts.warn(f"warning: {f.message}")
+        planned = make_plan(directory)
+        for note in planned.notes:
+            opts.warn(note)
         # the single-DC, --lab and systemFlags gates are met by the apply engine
         # (exdir.gates), for this plan as for the same plan given to `exdir apply`
-        plan = _plan(directory, topology, scope, keep_x500)
-        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file, report=report,
-                safety=Safety(lab=lab))
-
-
-def _plan(directory: Directory, topology: Topology, scope: RenameScope, keep_x500: bool):  # type: ignore[no-untyped-def]
-    references = not directory.follows_dn_references
-    entries = read_affected(directory, scope, references=references)
-    return plan_rename(scope, entries, directory.naming, keep_x500=keep_x500,
-                       rewrite_references=references)
+        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
+                report=report, safety=Safety(lab=lab))
 
 
 @app.command("org")
@@ -58,8 +46,8 @@ def rename_org(
     Example: exdir --ldif lab.ldif rename org Contoso > rename.ldif && exdir --ldif lab.ldif rename org Contoso --apply --lab
     """
     opts = options(ctx)
-    _rename(opts, lambda t: org_scope(t, new_name), "rename org", do_apply=do_apply,
-            lab=lab, undo_file=undo_file, report=report, keep_x500=keep_x500)
+    _rename(opts, lambda d: operations.rename_org(d, new_name, keep_x500=keep_x500),
+            do_apply=do_apply, lab=lab, undo_file=undo_file, report=report)
 
 
 @app.command("admin-group")
@@ -76,6 +64,5 @@ def rename_admin_group(
     Example: exdir --ldif lab.ldif rename admin-group "Europe" "EMEA" --apply --lab
     """
     opts = options(ctx)
-    _rename(opts, lambda t: admin_group_scope(t, old, new), f"rename admin-group {old}",
-            do_apply=do_apply, lab=lab, undo_file=undo_file, report=report,
-            keep_x500=keep_x500)
+    _rename(opts, lambda d: operations.rename_admin_group(d, old, new, keep_x500=keep_x500),
+            do_apply=do_apply, lab=lab, undo_file=undo_file, report=report)

@@ -7,7 +7,8 @@ from typing import Any
 import typer
 
 from exdir.text import printable
-from exdir.topology import Topology, read_topology
+from exdir.readers.topology import read_topology
+from exdir.topology import Topology
 
 from .context import options, print_json, print_table
 

@@ -5,9 +5,8 @@ from typing import Optional
 
 import typer
 
-from exdir import x500
-from exdir.legacydn import check_value, same
-from exdir.rename import find_object
+from exdir import operations, x500
+from exdir.legacydn import same
 from exdir.report import check_report_path
 from exdir.text import printable
 
@@ -59,9 +58,8 @@ def find_cmd(ctx: typer.Context, address: str = typer.Argument(..., metavar="ADD
     Example: exdir --ldif samples/fabrikam.ldif x500 find "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=jsmith"
     """
     opts = options(ctx)
-    value = x500.legacy_value(address)
     with opts.open() as directory:
-        found = x500.holders(directory, value)
+        value, found = operations.find_holders(directory, address)
     rows = []
     for e in found:
         how = "legacyExchangeDN" if any(same(v, value) for v in e.texts("legacyExchangeDN")) \
@@ -92,13 +90,11 @@ def add_cmd(
     """
     opts = options(ctx)
     check_report_path(report, undo_file)
-    legacy = check_value(x500.legacy_value(value))
     with opts.open(write=do_apply) as directory:
-        entry = find_object(directory, obj)
-        plan = x500.plan_add(entry, legacy, x500.holders(directory, legacy))
-        if not plan:
-            opts.warn(f"{entry.dn} holds 'X500:{legacy}' already")
-        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+        planned = operations.x500_add(directory, obj, value)
+        for note in planned.notes:
+            opts.warn(note)
+        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
                 report=report)
 
 
@@ -118,11 +114,9 @@ def remove_cmd(
     """
     opts = options(ctx)
     check_report_path(report, undo_file)
-    legacy = x500.legacy_value(value)
     with opts.open(write=do_apply) as directory:
-        entry = find_object(directory, obj)
-        plan = x500.plan_remove(entry, legacy)
-        if not plan:
-            opts.warn(f"{entry.dn} holds no proxy X500:{legacy}")
-        execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
+        planned = operations.x500_remove(directory, obj, value)
+        for note in planned.notes:
+            opts.warn(note)
+        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
                 report=report)

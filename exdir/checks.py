@@ -8,29 +8,27 @@ write.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Protocol
 
 from . import dn as dnu
-from .backends.base import Directory
-from .topology import ALLOW_RENAME, Topology
-
-Severity = Literal["blocks", "warning"]
-RENAME = "rename"  # rename org, rename admin-group
-RENAME_WITHOUT_LAB = "rename without --lab"
+from .findings import RENAMES, Finding, Operation
+from .topology import ExchangeServer, Topology, renameable
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One fact the preflight found, in plain words, and the operations it stops."""
+class DirectoryFacts(Protocol):
+    """What the preflight knows of the directory: its rootDSE facts, read when it was
+    opened (every backend has them; a test can give a small object)."""
 
-    code: str
-    severity: Severity
-    message: str
-    blocks: tuple[str, ...] = field(default_factory=tuple)
+    @property
+    def backend(self) -> str: ...  # "ldif" or "ldap"
+
+    @property
+    def is_active_directory(self) -> bool: ...
+
+    def describe(self) -> str: ...
 
 
-def preflight(directory: Directory, topology: Topology) -> list[Finding]:
+def preflight(directory: DirectoryFacts, topology: Topology) -> list[Finding]:
     """Every finding for this directory, blocking ones first."""
     found: list[Finding] = []
     dcs = topology.domain_controllers
@@ -38,61 +36,70 @@ def preflight(directory: Directory, topology: Topology) -> list[Finding]:
         listed = ", ".join(f"{d.name} ({d.site}{', read-only' if d.read_only else ''})"
                            for d in dcs)
         found.append(Finding(
-            "several-dcs", "blocks",
+            "several-dcs",
             f"{len(dcs)} domain controllers: {listed}. Renames are only safe with a single "
             "domain controller (as legacydn.exe required): a rename replicates against "
-            "changes made on the others", (RENAME,)))
+            "changes made on the others", "blocks", blocks=RENAMES))
     elif not dcs and directory.backend != "ldif":
         found.append(Finding(
-            "no-dcs", "blocks",
+            "no-dcs",
             "no domain controller (nTDSDSA) found under CN=Sites: the single-DC rule cannot be "
-            "checked", (RENAME,)))
+            "checked", "blocks", blocks=RENAMES))
     if directory.backend == "ldap" and not directory.is_active_directory:
         found.append(Finding(
-            "not-ad", "blocks",
+            "not-ad",
             f"{directory.describe()} is not Active Directory (its rootDSE lacks capability "
-            "1.2.840.113556.1.4.800): renames are allowed only with --lab",
-            (RENAME_WITHOUT_LAB,)))
+            "1.2.840.113556.1.4.800): renames are allowed only with --lab", "blocks",
+            blocks=RENAMES, lab_lifts=True))
     org = topology.organization
     for what, name, dn, flags in [("organisation", org.name, org.dn, org.system_flags)] + [
             ("administrative group", g.name, g.dn, g.system_flags)
             for g in topology.admin_groups]:
-        if flags is None or not flags & ALLOW_RENAME:
-            op = "rename org" if what == "organisation" else f"rename admin-group {name}"
+        if not renameable(flags):
+            op = Operation.RENAME_ORG if what == "organisation" else Operation.RENAME_ADMIN_GROUP
             found.append(Finding(
-                "no-rename-flag", "blocks",
+                "no-rename-flag",
                 f"the {what} {name!r} lacks FLAG_CONFIG_ALLOW_RENAME in systemFlags "
                 f"({'none' if flags is None else flags}): Active Directory refuses to rename "
-                f"{dnu.rdn(dn)}", (op,)))
+                f"{dnu.rdn(dn)}", "blocks", blocks=(op,), subject=dn))
     if org.mixed_mode:
         found.append(Finding(
-            "mixed-mode", "warning",
+            "mixed-mode",
             f"the organisation {org.name!r} is in mixed mode: Exchange 5.5 servers and the "
-            "Active Directory Connector may still copy recipients between the directories"))
+            "Active Directory Connector may still copy recipients between the directories",
+            "warning"))
     if topology.agreements:
         names = "; ".join(f"{a.name} ({a.direction})" for a in topology.agreements)
         found.append(Finding(
-            "adc-agreements", "warning",
+            "adc-agreements",
             f"{len(topology.agreements)} Active Directory Connector agreement(s): {names}. "
             "An agreement can write old values back over a change; stop the ADC first "
             "(a move between servers of one administrative group is refused in mixed mode "
-            "unless --adc-stopped)"))
+            "unless --adc-stopped)", "warning"))
     found.sort(key=lambda f: f.severity != "blocks")
     return found
 
 
-def blocking(findings: list[Finding], operation: str, *, lab: bool) -> list[Finding]:
-    """The findings that stop `operation` (e.g. "rename", "rename org")."""
+def blocking(findings: list[Finding], operation: Operation, *, subject: str | None = None,
+             lab: bool) -> list[Finding]:
+    """The findings that stop `operation` on `subject` (the DN of the organisation or the
+    administrative group renamed; None: whichever), given the administrator's `lab` word."""
     out = []
     for f in findings:
-        if f.severity != "blocks":
+        if f.severity != "blocks" or operation not in f.blocks or (f.lab_lifts and lab):
             continue
-        for blocked in f.blocks:
-            if blocked == RENAME_WITHOUT_LAB and not lab and operation.startswith(RENAME):
-                out.append(f)
-            elif blocked == operation or (blocked == RENAME and operation.startswith(RENAME)):
-                out.append(f)
+        if f.subject is not None and subject is not None and dnu.key(f.subject) != dnu.key(subject):
+            continue
+        out.append(f)
     return out
+
+
+def same_group_move(source: ExchangeServer | None, target: ExchangeServer | None) -> bool:
+    """A move between two servers of one administrative group: the move an ADC agreement
+    can undo in a mixed organisation (KB advice: stop the ADC first)."""
+    return (source is not None and target is not None
+            and dnu.key(source.dn) != dnu.key(target.dn)
+            and dnu.key(source.admin_group or "") == dnu.key(target.admin_group or ""))
 
 
 def adc_move_refusal(topology: Topology, same_group_moves: list[str], *,
@@ -111,4 +118,4 @@ def adc_move_refusal(topology: Topology, same_group_moves: list[str], *,
     return (f"the organisation is in mixed mode with connection agreements ({names}), and "
             f"{len(same_group_moves)} mailbox(es) move between servers of one administrative "
             f"group ({shown}): an agreement can write the old home back. Stop the ADC and "
-            "give --adc-stopped; nothing was planned")
+            "give --adc-stopped")

@@ -30,12 +30,15 @@ from typing import Iterable, Sequence
 from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
-from .checks import adc_move_refusal, blocking, preflight
+from .checks import adc_move_refusal, blocking, preflight, same_group_move
 from .backends.base import Directory, Entry
 from .errors import ExdirError
+from .findings import Operation
 from .legacydn import has_prefix
-from .plan import Add, Change, Modify, Plan, Rename, Value
-from .topology import Topology, read_topology
+from .plan import Add, Change, Modify, Plan, Rename
+from .readers.topology import read_topology
+from .topology import Topology
+from .values import Value
 
 _CHUNK = 100  # values per OR filter in the uniqueness gate
 _INDEX_FROM = 400  # above this many values, read every holder once and index them
@@ -185,8 +188,9 @@ def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
                                     "supported only there)"))
     findings = preflight(directory, topology)
     for r in renamed:
-        operation = "rename org" if r.what == "organisation" else f"rename admin-group {r.name}"
-        for f in blocking(findings, operation, lab=safety.lab):
+        operation = (Operation.RENAME_ORG if r.what == "organisation"
+                     else Operation.RENAME_ADMIN_GROUP)
+        for f in blocking(findings, operation, subject=r.dn, lab=safety.lab):
             if Gate("rename", f.message) not in gates:  # one finding may stop two renames
                 gates.append(Gate("rename", f.message))
         gates += _stale_gate(directory, plan, r)
@@ -258,10 +262,7 @@ def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
     for key, new in gained.items():
         if key not in lost:
             continue
-        source, target = _server(topology, lost[key]), _server(topology, new)
-        if (source is not None and target is not None
-                and dnu.key(source.dn) != dnu.key(target.dn)
-                and dnu.key(source.admin_group or "") == dnu.key(target.admin_group or "")):
+        if same_group_move(_server(topology, lost[key]), _server(topology, new)):
             same_group.append(names[key])
     if safety.adc_stopped or not same_group:
         return []
@@ -272,7 +273,7 @@ def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
     refusal = adc_move_refusal(topology, nicknames, adc_stopped=safety.adc_stopped)
     if refusal is None:
         return []
-    return [Gate("adc", refusal.replace("; nothing was planned", ""))]
+    return [Gate("adc", refusal)]
 
 
 def _server(topology: Topology, store_dn: str):  # type: ignore[no-untyped-def]

@@ -1,7 +1,8 @@
 """Health checks: split and dangling mailboxes, ADC reversions, the legacyExchangeDN audit.
 
-Every check reads in bulk (one paged search per partition), indexes in memory,
-and says for each finding what it means and the exdir command that fixes it.
+Every check takes what exdir.readers read in bulk (one paged search per partition),
+indexes it in memory, and says for each finding what it means and the exdir command
+that fixes it.  Nothing here reads the directory.
 Evidence, not blame: a homeMDB reset can come from an ADC agreement or from the
 Recipient Update Service (KB 903291).
 """
@@ -11,29 +12,23 @@ import json
 import os
 import shlex
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from . import dn as dnu
-from .backends.base import Directory, Entry
+from .entries import EntryLike
 from .errors import InputError
+from .findings import Finding
 from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite
-from .topology import ExchangeServer, Mta, Store, Topology
+from .topology import HOME, ExchangeServer, Mta, Store, Topology
 
-HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
-_READ = ("objectClass", "cn", "mailNickname", "legacyExchangeDN", "proxyAddresses", *HOME)
+#: what the health checks read of each recipient
+READ = ("objectClass", "cn", "mailNickname", "legacyExchangeDN", "proxyAddresses", *HOME)
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One problem: what it is, what it means, and the command that fixes it."""
-
-    code: str
-    dn: str
-    message: str
-    meaning: str
-    fix: str
-    details: dict[str, str] = field(default_factory=dict)
+def _found(code: str, dn: str, message: str, meaning: str, fix: str,
+           details: dict[str, str] | None = None) -> Finding:
+    """A health finding: the object, what is wrong, what it means, the command that fixes it."""
+    return Finding(code, message, dn=dn, meaning=meaning, fix=fix, details=details or {})
 
 
 _SHELL_SPECIAL = frozenset('"$`\\!')
@@ -60,19 +55,7 @@ def _move_fix(topology: Topology, who: str, target: str) -> str:
     return f"{command} --apply"
 
 
-def read_recipients(directory: Directory) -> list[Entry]:
-    """Every object holding a legacyExchangeDN or a home attribute: one search per partition."""
-    flt = "(|(legacyExchangeDN=*)(homeMDB=*)(homeMTA=*)(msExchHomeServerName=*))"
-    return list(directory.search_partitions(flt, _READ))
-
-
-def _store_label(topology: Topology, store: Store) -> str:
-    server = topology.server_of(store.dn)
-    sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
-    return f"{server.name if server else '?'}/{sg}/{store.name}"
-
-
-def _who(entry: Entry) -> str:
+def _who(entry: EntryLike) -> str:
     return entry.text("mailNickname") or entry.dn
 
 
@@ -81,10 +64,10 @@ def _fix_store(topology: Topology, server: ExchangeServer | None) -> str | None:
         return None
     stores = [s for s in topology.stores if not s.public and dnu.key(s.server)
               == dnu.key(server.dn)]
-    return _store_label(topology, stores[0]) if stores else None
+    return topology.store_label(stores[0]) if stores else None
 
 
-def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Finding]:
+def mailbox_findings(topology: Topology, entries: Iterable[EntryLike]) -> list[Finding]:
     """Split mailboxes and home attributes that name nothing (adc check and audit)."""
     out: list[Finding] = []
     for entry in entries:
@@ -103,13 +86,13 @@ def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Findi
         }
         authority = named["homeMDB"] or named["msExchHomeServerName"] or named["homeMTA"]
         target = _fix_store(topology, authority) if not isinstance(store, Store) else \
-            _store_label(topology, store)
+            topology.store_label(store)
         fix = (_move_fix(topology, who, target) if target
                else "no store to suggest: give the mailbox a store with exdir move")
         dangling = False
         if mdb and not isinstance(store, Store) or mdb and isinstance(store, Store) and store.public:
             dangling = True
-            out.append(Finding("homemdb-dangling", entry.dn,
+            out.append(_found("homemdb-dangling", entry.dn,
                                f"{who}: homeMDB names no mailbox store ({mdb})",
                                "the mailbox has no valid store: the store was deleted, renamed "
                                "outside exdir, or restored from elsewhere", fix))
@@ -118,7 +101,7 @@ def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Findi
             # Update Service can also meet a user without homeMDB (KB 903291).
             # Users only: mail-enabled public folders carry homeMTA without a homeMDB.
             dangling = True
-            out.append(Finding("homemdb-missing", entry.dn,
+            out.append(_found("homemdb-missing", entry.dn,
                                f"{who}: no homeMDB, yet "
                                + " and ".join(a for a in HOME[1:] if entry.has(a)) + " set",
                                "half a mailbox: Active Directory removes homeMDB when its store "
@@ -126,18 +109,18 @@ def mailbox_findings(topology: Topology, entries: Iterable[Entry]) -> list[Findi
                                "race can leave a user without it (KB 903291)", fix))
         if mta and not isinstance(mta_obj, Mta):
             dangling = True
-            out.append(Finding("homemta-dangling", entry.dn,
+            out.append(_found("homemta-dangling", entry.dn,
                                f"{who}: homeMTA names no MTA ({mta})",
                                "mail for this mailbox has no MTA to route through", fix))
         if home and not isinstance(home_obj, ExchangeServer):
             dangling = True
-            out.append(Finding("home-server-dangling", entry.dn,
+            out.append(_found("home-server-dangling", entry.dn,
                                f"{who}: msExchHomeServerName names no server ({home})",
                                "clients and the Recipient Update Service look for the mailbox "
                                "on a server that does not exist", fix))
         servers = {k: (v.name if v else None) for k, v in named.items() if entry.has(k)}
         if not dangling and len(set(servers.values())) > 1:
-            out.append(Finding(
+            out.append(_found(
                 "split", entry.dn,
                 f"{who}: split between servers ("
                 + ", ".join(f"{k} on {v}" for k, v in servers.items()) + ")",
@@ -207,14 +190,19 @@ def _same_home(attr: str, a: str, b: str) -> bool:
     return a.lower() == b.lower()
 
 
-def reverted_findings(directory: Directory, report: Sequence[dict[str, object]],
-                      topology: Topology | None = None) -> list[Finding]:
-    """Mailboxes whose home attributes no longer hold what exdir wrote (one bulk read).
+def applied_moves(report: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """The mailboxes of a move report that the move wrote."""
+    return [b for b in report if b.get("outcome") == "applied"]
 
-    topology, when given, shapes the fix (in mixed mode with agreements the move
-    needs --adc-stopped)."""
-    applied = [b for b in report if b.get("outcome") == "applied"]
-    found = directory.read_many([str(b["dn"]) for b in applied], HOME)
+
+def reverted_findings(report: Sequence[dict[str, object]], found: Mapping[str, EntryLike],
+                      topology: Topology | None = None) -> list[Finding]:
+    """Mailboxes whose home attributes no longer hold what exdir wrote.
+
+    found: the report's applied mailboxes as they are now, by dn.key() (one bulk read,
+    exdir.readers.recipients.read_moved).  topology, when given, shapes the fix (in
+    mixed mode with agreements the move needs --adc-stopped)."""
+    applied = applied_moves(report)
     out: list[Finding] = []
     for box in applied:
         dn = str(box["dn"])
@@ -222,7 +210,7 @@ def reverted_findings(directory: Directory, report: Sequence[dict[str, object]],
         entry = found.get(dnu.key(dn))
         who = str(box.get("identity") or dn)
         if entry is None:
-            out.append(Finding("moved-mailbox-gone", dn, f"{who}: the mailbox "
+            out.append(_found("moved-mailbox-gone", dn, f"{who}: the mailbox "
                                "exdir moved no longer exists", "it was deleted or renamed since",
                                "nothing to fix here; check the deletion was intended"))
             continue
@@ -246,7 +234,7 @@ def reverted_findings(directory: Directory, report: Sequence[dict[str, object]],
             command = f"exdir move {_quote(dn)} --to {_quote(target)}"
             fix = (_move_fix(topology, dn, target) if topology is not None
                    else f"stop the ADC if one runs, then {command} --apply")
-            out.append(Finding(
+            out.append(_found(
                 "move-reverted", dn, f"{who}: {text}",
                 "something wrote over exdir's move: an ADC agreement replicating from the 5.5 "
                 "side, or the Recipient Update Service (KB 903291)", fix,
@@ -256,14 +244,14 @@ def reverted_findings(directory: Directory, report: Sequence[dict[str, object]],
 
 # --- the legacyExchangeDN audit --------------------------------------------------------------
 
-def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
+def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
     """Duplicates, values outside the organisation, malformed values, ADCDisabledMail in a
     native organisation, group and server values that do not match their names, X500
     proxies equal to another object's value, and home attributes naming nothing."""
     org = topology.organization
     org_prefix = org.legacy_dn or f"/o={org.name}"
     out: list[Finding] = []
-    owners: dict[str, list[Entry]] = {}
+    owners: dict[str, list[EntryLike]] = {}
     for entry in entries:
         value = entry.text("legacyExchangeDN")
         if value is None:
@@ -271,7 +259,7 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
         if is_adc_disabled(value):
             if not org.mixed_mode:
                 # no X500 of the marker: it is not an address anything was sent to
-                out.append(Finding(
+                out.append(_found(
                     "adc-disabled", entry.dn, f"{entry.dn}: legacyExchangeDN is {ADC_DISABLED}",
                     "a leftover of a mailbox deleted while the organisation was mixed; in a "
                     "native organisation nothing should carry it",
@@ -280,11 +268,11 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
         owners.setdefault(value.lower(), []).append(entry)
         bad = problems(value)
         if bad:
-            out.append(Finding("malformed", entry.dn, f"{entry.dn}: {value!r}: {bad[0]}",
+            out.append(_found("malformed", entry.dn, f"{entry.dn}: {value!r}: {bad[0]}",
                                "Exchange cannot resolve a value that breaks the grammar",
                                _set_fix(entry.dn, _suggest(org_prefix, topology, entry))))
         elif not has_prefix(value, org_prefix):
-            out.append(Finding(
+            out.append(_found(
                 "outside-org", entry.dn,
                 f"{entry.dn}: {value!r} is not under the organisation's {org_prefix!r}",
                 "a leftover of a partial rename or a restore from another organisation",
@@ -304,7 +292,7 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
                     # the value stays with its other holder: as an X500 here it would
                     # misdeliver their mail, so it is not kept
                     fix = _set_fix(entry.dn, own, keep_x500=False)
-                out.append(Finding(
+                out.append(_found(
                     "duplicate", entry.dn,
                     f"{entry.dn}: legacyExchangeDN {entry.text('legacyExchangeDN')!r} is "
                     f"also held by {others}",
@@ -312,7 +300,7 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
     for group in topology.admin_groups:
         expected = f"{org_prefix}/ou={group.name}"
         if group.legacy_dn and group.legacy_dn.lower() != expected.lower():
-            out.append(Finding("group-name-mismatch", group.dn,
+            out.append(_found("group-name-mismatch", group.dn,
                                f"administrative group {group.name!r}: legacyExchangeDN "
                                f"{group.legacy_dn!r} does not match its name",
                                "the group was renamed without its values",
@@ -327,7 +315,7 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
         expected = (f"{org_prefix}/ou={home_group.name}/cn=Configuration/cn=Servers/"
                     f"cn={server.name}")
         if server.legacy_dn.lower() != expected.lower():
-            out.append(Finding("server-name-mismatch", server.dn,
+            out.append(_found("server-name-mismatch", server.dn,
                                f"server {server.name!r}: legacyExchangeDN "
                                f"{server.legacy_dn!r} does not match its name and group",
                                "the server or its group was renamed without its values; "
@@ -341,7 +329,7 @@ def audit(topology: Topology, entries: Sequence[Entry]) -> list[Finding]:
             value = proxy[5:].lower()
             holders = [h for h in owners.get(value, []) if dnu.key(h.dn) != dnu.key(entry.dn)]
             if holders and value != own:
-                out.append(Finding(
+                out.append(_found(
                     "x500-collision", entry.dn,
                     f"{entry.dn}: proxy {proxy!r} is the legacyExchangeDN of {holders[0].dn}",
                     "mail for that object can be delivered here instead",
@@ -355,7 +343,7 @@ def _set_fix(dn: str, value: str, *, keep_x500: bool = True) -> str:
             + ("" if keep_x500 else " --no-keep-x500") + " --apply")
 
 
-def _home_group(topology: Topology, entry: Entry) -> str | None:
+def _home_group(topology: Topology, entry: EntryLike) -> str | None:
     """The administrative group of the server the entry's home attributes name."""
     server: object = None
     mdb = entry.text("homeMDB")
@@ -370,7 +358,7 @@ def _home_group(topology: Topology, entry: Entry) -> str | None:
     return None
 
 
-def _recipient_value(org_prefix: str, topology: Topology, entry: Entry) -> str | None:
+def _recipient_value(org_prefix: str, topology: Topology, entry: EntryLike) -> str | None:
     """`<org>/ou=<its home group>/cn=Recipients/cn=<alias>`, or None where that is not a
     valid value (no home, or an alias the grammar refuses)."""
     group = _home_group(topology, entry)
@@ -381,7 +369,7 @@ def _recipient_value(org_prefix: str, topology: Topology, entry: Entry) -> str |
     return None if problems(value) else value
 
 
-def _suggest(org_prefix: str, topology: Topology, entry: Entry) -> str:
+def _suggest(org_prefix: str, topology: Topology, entry: EntryLike) -> str:
     """A value under the organisation for an object whose value is wrong: the same value
     under the organisation's prefix when that is valid, else one built from its home
     group and alias."""

@@ -33,21 +33,24 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from . import schema
 from .errors import InputError
 from .ldif_out import entry_record, value_line
+from .legacydn import check_name
+from .topology import DOWNLEVEL, E2007_ADMIN_GROUP, parse_version
+from .values import Value
 
-Value = Union[str, bytes]
 Attrs = list[tuple[str, Value]]  # ordered (attribute, value) pairs; repeated names = values
 Entry = tuple[str, Attrs]
 
 # --- Exchange facts the generator stamps (see docs/exchange.md) -------------------
 
-#: serialNumber of a server per Exchange version (docs/exchange.md, "Server versions").
+#: serialNumber of a server per Exchange release (docs/exchange.md, "Server versions"):
+#: the releases the generator makes, named as exdir.topology.parse_version names the
+#: product of each serialNumber (its version classes are exdir.topology.VERSIONS).
 SERIAL_NUMBERS: dict[str, str] = {
     "5.5": "Version 5.5 (Build 2653.23: Service Pack 4)",
     "2000": "Version 6.0 (Build 6249.4: Service Pack 3)",
     "2003": "Version 6.5 (Build 7638.2: Service Pack 2)",
     "2007": "Version 8.1 (Build 240.6)",
 }
-VERSIONS: tuple[str, ...] = ("5.5", "2000", "2003", "2007")
 #: Exchange setup stamps configuration objects "allow rename and move" (0x60000000).
 SYSTEM_FLAGS_RENAMEABLE = 1610612736
 #: Active Directory's stamp on server objects under CN=Sites (as Windows writes it).
@@ -58,7 +61,6 @@ SYSTEM_FLAGS_SITE = 1107296256
 NTDS_OPTIONS_GC = 1
 NTDS_OPTIONS_RODC = 37
 FIRST_ADMIN_GROUP = "First Administrative Group"
-E2007_ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 E2007_ROUTING_GROUP = "Exchange Routing Group (DWBGZMFD01QNBJR)"
 DEFAULT_SITE = "Default-First-Site-Name"
 ADC_CONTAINER = "Active Directory Connections"
@@ -142,14 +144,6 @@ def rdn(attr: str, value: str) -> str:
     return f"{attr}={escape_rdn(value)}"
 
 
-def check_legacy_part(value: str, what: str) -> None:
-    """Refuse a name that cannot stand in a legacyExchangeDN part (printable ASCII, 1-64)."""
-    if not value or len(value) > 64 or value != value.strip() or "/" in value \
-            or not (value.isascii() and value.isprintable()):
-        raise InputError(f"{what} {value!r} cannot stand in a legacyExchangeDN: "
-                         "1-64 printable ASCII characters, no '/', no leading or trailing space")
-
-
 def mail_domain(domain_dn: str) -> str:
     """The DNS name of a DC=…,DC=… domain DN (DC=fabrikam,DC=com -> fabrikam.com)."""
     try:
@@ -224,7 +218,7 @@ class Server:
     @property
     def supports_wireless(self) -> bool:
         """Exchange 2003 and later keep the wireless attributes (docs/exchange.md, moves)."""
-        return self.version in ("2003", "2007")
+        return parse_version(self.serial_number)[0] not in DOWNLEVEL
 
 
 @dataclass(frozen=True)
@@ -254,7 +248,7 @@ class Layout:
     org: str
 
     def __post_init__(self) -> None:
-        check_legacy_part(self.org, "organisation name")
+        check_name(self.org, "organisation")
         mail_domain(self.domain)
 
     @cached_property
@@ -302,8 +296,8 @@ class Layout:
     def server(self, ag: str, name: str, version: str, *, recovery_group: bool = False) -> Server:
         if version not in SERIAL_NUMBERS:
             raise InputError(f"unknown Exchange version {version!r}")
-        check_legacy_part(ag, "administrative group")
-        check_legacy_part(name, "server name")
+        check_name(ag, "administrative group")
+        check_name(name, "server")
         return Server(name, ag, version,
                       f"{rdn('CN', name)},CN=Servers,{self.admin_group_dn(ag)}",
                       f"{self.admin_group_legacy_dn(ag)}/cn=Configuration/cn=Servers/cn={name}",
@@ -396,7 +390,7 @@ def admin_group_mode(servers: Sequence[Server]) -> int:
 def admin_group_entries(layout: Layout, ag: str, servers: Sequence[Server], *,
                         default: bool = False) -> Iterator[Entry]:
     """The administrative group, its routing group and its servers container."""
-    check_legacy_part(ag, "administrative group")
+    check_name(ag, "administrative group")
     ag_dn = layout.admin_group_dn(ag)
     attrs: Attrs = [*classes("msExchAdminGroup"), ("cn", ag),
                     ("legacyExchangeDN", layout.admin_group_legacy_dn(ag)),

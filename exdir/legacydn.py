@@ -13,11 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from ldap3.utils.conv import escape_filter_chars
-
-from .backends.base import Directory
+from .entries import EntryLike
 from .errors import InputError
 
 ADC_DISABLED = "ADCDisabledMail"  # stamped on mailboxes deleted in a mixed organisation
@@ -92,6 +90,8 @@ def problems(value: str) -> list[str]:
             found.append(f"/{t}={v!r} has a leading or trailing space")
         elif "/" in v:
             found.append(f"/{t}={v!r} holds a '/', which separates parts")
+        elif t in ("o", "ou") and name_problem(v):
+            found.append(f"/{t}={v!r}: {name_problem(v)}")
     if sum(len(v) for _, v in ps) > MAX_VALUES:
         found.append(f"more than {MAX_VALUES} characters of values")
     return found
@@ -105,16 +105,25 @@ def check_value(value: str) -> str:
     return value
 
 
-def check_name(name: str, what: str) -> str:
-    """A new organisation or administrative group name, as it will stand in values."""
+def name_problem(name: str) -> str | None:
+    """Why name cannot stand as an organisation, administrative group or server name
+    inside legacyExchangeDN values, or None.  The one rule: renames (check_name), the
+    lab generator and the audit of /o= and /ou= parts all use it."""
     if not name or name != name.strip(" "):
-        raise InvalidLegacyDN(f"{what} name {name!r}: empty, or a leading or trailing space")
+        return "empty, or a leading or trailing space"
     if len(name) > MAX_PART:
-        raise InvalidLegacyDN(f"{what} name {name!r} is longer than {MAX_PART} characters")
+        return f"longer than {MAX_PART} characters"
     bad = sorted({c for c in name if c in _FORBIDDEN_IN_NAME or not (" " <= c <= "~")})
     if bad:
-        raise InvalidLegacyDN(f"{what} name {name!r}: legacyExchangeDN values cannot hold "
-                              + " ".join(repr(c) for c in bad))
+        return "legacyExchangeDN values cannot hold " + " ".join(repr(c) for c in bad)
+    return None
+
+
+def check_name(name: str, what: str) -> str:
+    """A new organisation or administrative group name, as it will stand in values."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise InvalidLegacyDN(f"{what} name {name!r}: {problem}")
     return name
 
 
@@ -175,16 +184,11 @@ def _most_specific_class(classes: list[str]) -> str:
     return (specific or classes or ["?"])[-1]
 
 
-def list_values(directory: Directory, prefix: str | None = None) -> Iterator[LegacyValue]:
-    """Every object holding a legacyExchangeDN, one paged search per partition.
-
-    With a prefix, the server filters on its leading characters and the part
-    boundary rule is applied here.
-    """
-    flt = "(legacyExchangeDN=*)"
-    if prefix:
-        flt = f"(legacyExchangeDN={escape_filter_chars(prefix)}*)"
-    for entry in directory.search_partitions(flt, ("objectClass", "legacyExchangeDN")):
+def listing(entries: Iterable[EntryLike], prefix: str | None = None) -> Iterator[LegacyValue]:
+    """`legacydn list`'s rows of entries read with their legacyExchangeDN and objectClass
+    (exdir.readers.recipients.list_values); with a prefix, only values under it on a
+    part boundary (the server filtered on its leading characters only)."""
+    for entry in entries:
         value = entry.text("legacyExchangeDN") or ""
         if prefix and not has_prefix(value, prefix):
             continue

@@ -5,29 +5,27 @@ mailbox, so Active Directory applies all three or none); the wireless
 attributes go when the target server is older than Exchange 2003; a move across
 administrative groups also rewrites legacyExchangeDN and keeps the old value as
 X500 (Exchange 2003 SP1).  Identities are resolved against one bulk read and an
-in-memory index, never one search per mailbox.
+in-memory index, never one search per mailbox: exdir.readers.recipients reads the
+candidates, and nothing here reads the directory.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ldap3.utils.conv import escape_filter_chars
-
 from . import dn as dnu
-from .backends.base import Directory, Entry, NamingContexts
+from .entries import EntryLike, Partitions
 from .errors import InputError, Refused
 from .legacydn import has_prefix, rewrite, same
 from .plan import Mod, Modify, Plan
 from .rename import x500_of
 from .text import decode_text
-from .topology import DOWNLEVEL, VERSIONS, ExchangeServer, Store, Topology
+from .topology import DOWNLEVEL, HOME, VERSIONS, ExchangeServer, Store, Topology
 
 WIRELESS = ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")
-HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
-_READ = ("objectClass", "cn", "mailNickname", "proxyAddresses", "legacyExchangeDN", *HOME,
-         *WIRELESS)
-TARGETED_LIMIT = 50  # up to this many identities: one OR-filter search; more: read all
+#: what a move reads of each candidate mailbox
+READ = ("objectClass", "cn", "mailNickname", "proxyAddresses", "legacyExchangeDN", *HOME,
+        *WIRELESS)
 
 
 @dataclass(frozen=True)
@@ -103,10 +101,10 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
                          "STORE, a store name used once, or a server with one mailbox store)")
     if len(candidates) > 1:
         raise InputError(f"store name {text!r} is ambiguous: "
-                         + "; ".join(_store_label(topology, s) for s in candidates))
+                         + "; ".join(topology.store_label(s) for s in candidates))
     store = candidates[0]
     if store.public:
-        raise InputError(f"{_store_label(topology, store)} is a public folder store: mailboxes "
+        raise InputError(f"{topology.store_label(store)} is a public folder store: mailboxes "
                          "live in mailbox (private) stores")
     server = topology.server_of(store.dn)
     if server is None:
@@ -140,16 +138,10 @@ def _server_stores(topology: Topology, name: str) -> list[Store]:
     stores = [s for s in topology.stores if not s.public and dnu.key(s.server) == key]
     if len(stores) > 1:
         raise InputError(f"the server {server.name} has {len(stores)} mailbox stores: give one "
-                         "of " + "; ".join(_store_label(topology, s) for s in stores))
+                         "of " + "; ".join(topology.store_label(s) for s in stores))
     if not stores:
         raise InputError(f"the server {server.name} has no mailbox store")
     return stores
-
-
-def _store_label(topology: Topology, store: Store) -> str:
-    server = topology.server_of(store.dn)
-    sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
-    return f"{server.name if server else '?'}/{sg}/{store.name}"
 
 
 # --- identities ----------------------------------------------------------------------------
@@ -172,7 +164,7 @@ def read_identities(path: str, stdin: bytes | str | None = None) -> list[str]:
             ln.strip().startswith("#")]
 
 
-def _kind(identity: str) -> str:
+def kind_of(identity: str) -> str:
     if identity.startswith("/"):
         return "legacyExchangeDN"
     if identity.lower().startswith("smtp:"):
@@ -184,7 +176,7 @@ def _kind(identity: str) -> str:
     return "mailNickname"
 
 
-def _bad_dn(identity: str) -> str | None:
+def dn_problem(identity: str) -> str | None:
     """Why a DN identity does not parse, or None: it is listed with the other problems
     instead of ending the run on its own."""
     try:
@@ -194,49 +186,20 @@ def _bad_dn(identity: str) -> str | None:
     return None
 
 
-def _smtp(identity: str) -> str:
+def smtp_of(identity: str) -> str:
     return identity[5:] if identity.lower().startswith("smtp:") else identity
-
-
-def read_mailboxes(directory: Directory, identities: Sequence[str]) -> list[Entry]:
-    """The candidates for these identities in one search per domain partition.
-
-    Few identities: one OR-filter of exactly them.  Many: every recipient, indexed
-    in memory (a search per identity would scan the in-memory directory each time).
-    """
-    if len(identities) <= TARGETED_LIMIT:
-        terms: list[str] = []
-        for ident in identities:
-            kind = _kind(ident)
-            if kind == "legacyExchangeDN":
-                terms.append(f"(legacyExchangeDN={escape_filter_chars(ident)})")
-            elif kind == "smtp":
-                terms.append(f"(proxyAddresses=smtp:{escape_filter_chars(_smtp(ident))})")
-            elif kind == "mailNickname":
-                terms.append(f"(mailNickname={escape_filter_chars(ident)})")
-        dns = [i for i in identities if _kind(i) == "dn" and not _bad_dn(i)]
-        found: list[Entry] = []
-        if terms:
-            found += list(directory.search_partitions("(|" + "".join(terms) + ")", _READ,
-                                                   domain_only=True))
-        if dns:
-            found += list(directory.read_many(dns, _READ).values())
-        return found
-    return list(directory.search_partitions("(|(mailNickname=*)(proxyAddresses=*)(homeMDB=*))",
-                                            _READ, domain_only=True))
-
 
 
 @dataclass
 class _Index:
-    by_key: dict[tuple[str, str], list[Entry]]
+    by_key: dict[tuple[str, str], list[EntryLike]]
 
     @classmethod
-    def build(cls, entries: Iterable[Entry]) -> "_Index":
-        index: dict[tuple[str, str], list[Entry]] = {}
+    def build(cls, entries: Iterable[EntryLike]) -> "_Index":
+        index: dict[tuple[str, str], list[EntryLike]] = {}
         seen: set[str] = set()
 
-        def put(kind: str, value: str, entry: Entry) -> None:
+        def put(kind: str, value: str, entry: EntryLike) -> None:
             bucket = index.setdefault((kind, value.lower()), [])
             if all(dnu.key(e.dn) != dnu.key(entry.dn) for e in bucket):
                 bucket.append(entry)
@@ -256,34 +219,34 @@ class _Index:
                     put("smtp", proxy[5:], e)
         return cls(index)
 
-    def find(self, identity: str) -> list[Entry]:
-        kind = _kind(identity)
+    def find(self, identity: str) -> list[EntryLike]:
+        kind = kind_of(identity)
         if kind == "dn":
             try:
                 return self.by_key.get(("dn", dnu.key(identity)), [])
             except InputError:
                 return []
-        value = _smtp(identity) if kind == "smtp" else identity
+        value = smtp_of(identity) if kind == "smtp" else identity
         return self.by_key.get((kind, value.lower()), [])
 
 
-def resolve_mailboxes(identities: Sequence[str], entries: Iterable[Entry]
-                      ) -> tuple[list[tuple[str, Entry]], list[str]]:
+def resolve_mailboxes(identities: Sequence[str], entries: Iterable[EntryLike]
+                      ) -> tuple[list[tuple[str, EntryLike]], list[str]]:
     """(identity, mailbox) pairs in order, duplicates dropped, and warnings.
 
     Unknown, ambiguous and non-mailbox identities are all collected into one
     InputError (exit 2): nothing is planned while one is wrong."""
     index = _Index.build(entries)
     problems: list[str] = []
-    out: list[tuple[str, Entry]] = []
+    out: list[tuple[str, EntryLike]] = []
     warnings: list[str] = []
     seen: dict[str, str] = {}
     for ident in identities:
         found = index.find(ident)
         if not found:
-            bad = _bad_dn(ident) if _kind(ident) == "dn" else None
+            bad = dn_problem(ident) if kind_of(ident) == "dn" else None
             problems.append(f"{ident}: {bad}" if bad else
-                            f"{ident}: unknown (no {_kind(ident)} matches)")
+                            f"{ident}: unknown (no {kind_of(ident)} matches)")
             continue
         if len(found) > 1:
             problems.append(f"{ident}: ambiguous ({'; '.join(e.dn for e in found[:4])})")
@@ -326,12 +289,12 @@ class _Homes:
     def store_label(self, dn: str) -> str | None:
         if dn not in self._labels:
             store = self.topology.by_dn(dn)
-            self._labels[dn] = (_store_label(self.topology, store) if isinstance(store, Store)
+            self._labels[dn] = (self.topology.store_label(store) if isinstance(store, Store)
                                 else None)
         return self._labels[dn]
 
 
-def _server_for(homes: _Homes, entry: Entry) -> dict[str, str | None]:
+def _server_for(homes: _Homes, entry: EntryLike) -> dict[str, str | None]:
     """The server each home attribute names (None where it names nothing known)."""
     out: dict[str, str | None] = {}
     mdb = entry.text("homeMDB")
@@ -346,7 +309,7 @@ def _server_for(homes: _Homes, entry: Entry) -> dict[str, str | None]:
     return out
 
 
-def _source_server(homes: _Homes, entry: Entry) -> ExchangeServer | None:
+def _source_server(homes: _Homes, entry: EntryLike) -> ExchangeServer | None:
     mdb = entry.text("homeMDB")
     if mdb:
         s = homes.server_of(mdb)
@@ -357,8 +320,8 @@ def _source_server(homes: _Homes, entry: Entry) -> ExchangeServer | None:
     return found if isinstance(found, ExchangeServer) else None
 
 
-def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, Entry]], target: Target,
-              naming: NamingContexts, *, keep_legacydn: bool = False) -> MovePlan:
+def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, EntryLike]], target: Target,
+              naming: Partitions, *, keep_legacydn: bool = False) -> MovePlan:
     """One modify per mailbox: the three home attributes together, wireless stripped for
     a downlevel target, legacyExchangeDN rewritten across administrative groups.  Pure."""
     result = MovePlan(Plan(()))
@@ -440,13 +403,13 @@ def _same_value(attr: str, a: str, b: str) -> bool:
     return same(a, b)
 
 
-def _current_label(homes: _Homes, entry: Entry) -> str:
+def _current_label(homes: _Homes, entry: EntryLike) -> str:
     mdb = entry.text("homeMDB")
     label = homes.store_label(mdb) if mdb else None
     return label or mdb or entry.text("msExchHomeServerName") or "nowhere"
 
 
-def same_admin_group_moves(topology: Topology, mailboxes: Sequence[tuple[str, Entry]],
+def same_admin_group_moves(topology: Topology, mailboxes: Sequence[tuple[str, EntryLike]],
                            target: Target) -> list[str]:
     """Identities moving between two servers of the same administrative group (the moves
     an ADC agreement can undo, KB advice: stop the ADC first)."""

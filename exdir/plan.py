@@ -24,9 +24,7 @@ from ldap3.utils.dn import parse_dn
 from . import schema
 from .dn import MAX_PARTS, _strip_value, lenient_parts, shorten, unescape
 from .errors import InputError, Refused
-
-Value: TypeAlias = str | bytes
-"""An attribute value: bytes only for binary attributes or data that is not UTF-8."""
+from .values import Value
 
 Attributes: TypeAlias = tuple[tuple[str, tuple[Value, ...]], ...]
 """An entry's attributes in order: ((name, values), ...), each name once."""

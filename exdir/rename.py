@@ -7,31 +7,30 @@ on every mailbox.  A rename plan renames the container and rewrites each of
 those values, keeps each recipient's old value as an `X500:` proxy, and on a
 server that does not make references follow (slapd) rewrites the references too.
 
-Reading is bulk (one paged search per partition); planning is pure.
+Planning is pure: the entries come from exdir.readers.recipients (one paged search
+per partition), and nothing here reads the directory.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ldap3.utils.conv import escape_filter_chars
-
 from . import dn as dnu
-from .backends.base import Directory, Entry, NamingContexts
+from .entries import EntryLike, Partitions
 from .errors import InputError, Refused
 from .legacydn import check_name, check_value, has_prefix, rewrite, same
 from .plan import Change, Mod, Modify, Plan, Rename
-from .topology import ALLOW_RENAME, Topology
+from .topology import E2007_ADMIN_GROUP, Topology, renameable
 
-FYDIBOHF23SPDLT = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 VALUE_ATTRIBUTES = ("legacyExchangeDN", "msExchHomeServerName")
 # DN-valued attributes that point into the Exchange configuration: on a server that
 # does not rewrite references on rename, the plan must rewrite these itself.
 REFERENCE_ATTRIBUTES = ("homeMDB", "homeMTA", "msExchResponsibleMTAServer", "showInAddressBook",
                         "altRecipient", "publicDelegates", "msExchHomeSyncService", "managedBy",
                         "member")
-_READ = ("objectClass", "cn", "mailNickname", "proxyAddresses", *VALUE_ATTRIBUTES,
-         *REFERENCE_ATTRIBUTES)
+#: what a rename or `legacydn set` reads of each entry
+READ = ("objectClass", "cn", "mailNickname", "proxyAddresses", *VALUE_ATTRIBUTES,
+        *REFERENCE_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class RenameScope:
 
 def _require_rename_allowed(dn: str, flags: int | None, what: str) -> None:
     """AD refuses to rename a configuration object without FLAG_CONFIG_ALLOW_RENAME."""
-    if flags is None or not flags & ALLOW_RENAME:
+    if not renameable(flags):
         shown = "no systemFlags" if flags is None else f"systemFlags {flags}"
         raise Refused(f"the {what} {dnu.rdn_value(dn)!r} has {shown}: without "
                       "FLAG_CONFIG_ALLOW_RENAME (0x40000000) Active Directory refuses to rename "
@@ -79,12 +78,12 @@ def admin_group_scope(topology: Topology, old_name: str, new_name: str) -> Renam
     if group is None:
         known = ", ".join(g.name for g in topology.admin_groups) or "none"
         raise InputError(f"no administrative group named {old_name!r} (there are: {known})")
-    if group.name.lower() == FYDIBOHF23SPDLT.lower():
-        raise InputError(f"{FYDIBOHF23SPDLT!r} is where Exchange 2007 and later keep their "
+    if group.name.lower() == E2007_ADMIN_GROUP.lower():
+        raise InputError(f"{E2007_ADMIN_GROUP!r} is where Exchange 2007 and later keep their "
                          "servers: it must not be renamed")
     check_name(new_name, "administrative group")
-    if new_name.lower() == FYDIBOHF23SPDLT.lower():
-        raise InputError(f"{FYDIBOHF23SPDLT!r} is reserved for Exchange 2007 and later")
+    if new_name.lower() == E2007_ADMIN_GROUP.lower():
+        raise InputError(f"{E2007_ADMIN_GROUP!r} is reserved for Exchange 2007 and later")
     for other in topology.admin_groups:
         if other.name.lower() == new_name.lower():
             raise InputError(f"an administrative group named {other.name!r} exists already")
@@ -98,21 +97,7 @@ def admin_group_scope(topology: Topology, old_name: str, new_name: str) -> Renam
     return RenameScope("administrative group", group.dn, new_name, old_prefix, new_prefix)
 
 
-def read_affected(directory: Directory, scope: RenameScope, *, references: bool
-                  ) -> list[Entry]:
-    """Every entry holding a value under the old prefix (and, where the server does not
-    make references follow, every entry referencing the Exchange configuration):
-    one paged search per partition, never one per object."""
-    esc = escape_filter_chars(scope.old_prefix)
-    terms = [f"(legacyExchangeDN={esc}*)", f"(msExchHomeServerName={esc}*)"]
-    if references:
-        terms += [f"({a}=*)" for a in REFERENCE_ATTRIBUTES]
-    flt = "(|" + "".join(terms) + ")"
-    return list(directory.search_partitions(flt, _READ))
-
-
-
-def _is_recipient(entry: Entry, naming: NamingContexts) -> bool:
+def _is_recipient(entry: EntryLike, naming: Partitions) -> bool:
     """A mail recipient: in a domain partition, with a mailNickname or proxyAddresses."""
     if naming.configuration and dnu.is_within(entry.dn, naming.configuration):
         return False
@@ -127,7 +112,7 @@ def x500_of(old_value: str, proxies: Iterable[str]) -> str | None:
     return wanted
 
 
-def plan_rename(scope: RenameScope, entries: Sequence[Entry], naming: NamingContexts, *,
+def plan_rename(scope: RenameScope, entries: Sequence[EntryLike], naming: Partitions, *,
                 keep_x500: bool = True, rewrite_references: bool = False) -> Plan:
     """The whole rename as one plan: the container first, then every value.
 
@@ -181,14 +166,14 @@ class _Placed:
     DNs, so asking it again later in a second pass over 100k entries parses again.
     """
 
-    entry: Entry
+    entry: EntryLike
     in_config: bool
     address: str  # its DN after the rename
     name: str  # its leaf RDN's value
     order: tuple[bool, int, str]  # configuration first, parents first, then by DN
 
     @staticmethod
-    def of(entry: Entry, config: str, old_c: str, new_c: str) -> "_Placed":
+    def of(entry: EntryLike, config: str, old_c: str, new_c: str) -> "_Placed":
         try:
             rdns = dnu.split(entry.dn)
         except InputError:  # not a DN exdir can parse: planned where it is
@@ -218,7 +203,7 @@ def _in(dn: str, base: str) -> bool:
         return False
 
 
-def _reason(entry: Entry, name: str, scope: RenameScope, recipient: bool, keep_x500: bool,
+def _reason(entry: EntryLike, name: str, scope: RenameScope, recipient: bool, keep_x500: bool,
             moved: bool) -> str:
     classes = entry.object_classes
     kind = next((label for cls, label in (
@@ -237,44 +222,7 @@ def _reason(entry: Entry, name: str, scope: RenameScope, recipient: bool, keep_x
 
 # --- one value ----------------------------------------------------------------------------
 
-def find_object(directory: Directory, ident: str) -> Entry:
-    """OBJECT as `legacydn set` takes it: a DN, a mailNickname or a current value."""
-    if ident.startswith("/"):
-        flt = f"(legacyExchangeDN={escape_filter_chars(ident)})"
-    elif "=" in ident and "," in ident:
-        try:
-            dnu.split(ident)
-        except InputError:
-            raise InputError(f"unknown object {ident!r}: not a DN, mailNickname or "
-                             "legacyExchangeDN") from None
-        entry = directory.read(ident, _READ)
-        if entry is None:
-            raise InputError(f"unknown object: no entry {ident}")
-        return entry
-    else:
-        flt = f"(mailNickname={escape_filter_chars(ident)})"
-    found = list(directory.search_partitions(flt, _READ))
-    if not found:
-        raise InputError(f"unknown object {ident!r}: no object has that "
-                         + ("legacyExchangeDN" if ident.startswith("/") else "mailNickname"))
-    if len(found) > 1:
-        raise InputError(f"{ident!r} is ambiguous: " + "; ".join(e.dn for e in found[:5]))
-    return found[0]
-
-
-def read_value_context(directory: Directory, entry: Entry, new_value: str) -> list[Entry]:
-    """Objects that already hold new_value (as legacyExchangeDN or as an X500 proxy), and
-    those whose msExchHomeServerName is the object's current value (a server's
-    mailboxes): one search per partition."""
-    old = entry.text("legacyExchangeDN") or ""
-    terms = [f"(legacyExchangeDN={escape_filter_chars(new_value)})",
-             f"(proxyAddresses=X500:{escape_filter_chars(new_value)})"]
-    if old:
-        terms.append(f"(msExchHomeServerName={escape_filter_chars(old)})")
-    return list(directory.search_partitions("(|" + "".join(terms) + ")", _READ))
-
-
-def plan_set(entry: Entry, new_value: str, context: Sequence[Entry], naming: NamingContexts, *,
+def plan_set(entry: EntryLike, new_value: str, context: Sequence[EntryLike], naming: Partitions, *,
              keep_x500: bool = True) -> Plan:
     """One object's legacyExchangeDN changed; for a server, its mailboxes'
     msExchHomeServerName follow.  Pure."""

@@ -1,8 +1,8 @@
-"""The Exchange organisation as the configuration partition describes it.
+"""The Exchange organisation as the configuration partition describes it: the model.
 
-Read with two searches (the Exchange services subtree and the Sites subtree),
-never one per object; every planner and check takes a Topology instead of
-searching again.
+exdir.readers.topology reads it with two searches (the Exchange services subtree
+and the Sites subtree), never one per object; every planner and check takes a
+Topology instead of searching again.  Nothing here reads the directory.
 """
 from __future__ import annotations
 
@@ -11,22 +11,20 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import dn as dnu
-from .backends.base import Directory, Entry
 from .errors import InputError
 
+#: Version classes of Exchange servers, as parse_version names them; the one list of
+#: versions (--assume-version, the wireless rule, the lab generator's servers).
 VERSIONS = ("5.5", "2000", "2003", "2007+", "unknown")
 DOWNLEVEL = frozenset({"5.5", "2000"})  # older than Exchange 2003: no wireless attributes
 ALLOW_RENAME = 0x40000000  # FLAG_CONFIG_ALLOW_RENAME on configuration objects
 SYNC_DIRECTIONS = {0: "two-way", 1: "one-way to Exchange", 2: "one-way to Windows"}
+#: Where Exchange 2007 and later keep their servers: never renamed, never a new name.
+E2007_ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
+#: The three attributes that say where a mailbox lives: its store, its MTA, its server.
+HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
 
 _SERIAL = re.compile(r"version\s+(\d+)(?:\.(\d+))?", re.IGNORECASE)
-_EXCHANGE_CLASSES = ("msExchOrganizationContainer", "msExchAdminGroup", "msExchExchangeServer",
-                     "msExchStorageGroup", "msExchPrivateMDB", "msExchPublicMDB", "mTA",
-                     "msExchConnectionAgreement")
-_ATTRS = ("objectClass", "cn", "legacyExchangeDN", "serialNumber", "msExchMixedMode",
-          "systemFlags", "msExchSynchronizationDirection", "activationStyle",
-          "msExchServer1NetworkAddress", "msExchServer2NetworkAddress", "msDS-isRODC",
-          "options", "dNSHostName")
 
 
 def parse_version(serial: str | None) -> tuple[str, str]:
@@ -56,22 +54,10 @@ def parse_version(serial: str | None) -> tuple[str, str]:
     return "unknown", "unknown"
 
 
-def _bool(value: str | None) -> bool:
-    return (value or "").strip().upper() == "TRUE"
-
-
-def _mixed(value: str | None) -> bool:
-    """msExchMixedMode: only FALSE (or no value) is native mode.  Anything else (`1`,
-    `yes`, a typo) is taken as mixed, the state whose safety rules are stricter: a
-    wrong "native" would let the ADC write old homes back over a move."""
-    return value is not None and value.strip().upper() != "FALSE"
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+def renameable(system_flags: int | None) -> bool:
+    """Active Directory renames a configuration object only with FLAG_CONFIG_ALLOW_RENAME
+    in its systemFlags, and the flag can only be set when the object is created."""
+    return system_flags is not None and bool(system_flags & ALLOW_RENAME)
 
 
 @dataclass(frozen=True)
@@ -213,6 +199,12 @@ class Topology:
         key = dnu.key(server_dn)
         return next((m for m in self.mtas if dnu.key(m.server) == key), None)
 
+    def store_label(self, store: Store) -> str:
+        """SERVER/STORAGE GROUP/STORE, as `exdir move --to` takes a store."""
+        server = self.server_of(store.dn)
+        sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
+        return f"{server.name if server else '?'}/{sg}/{store.name}"
+
     @property
     def read_only_dcs(self) -> list[DomainController]:
         return [d for d in self.domain_controllers if d.read_only]
@@ -221,86 +213,3 @@ class Topology:
     def exchange_root(self) -> str:
         """CN=Microsoft Exchange,CN=Services,<configuration>."""
         return dnu.parent(self.organization.dn)
-
-
-def read_topology(directory: Directory) -> Topology:
-    """Build the Topology with one search of the Exchange subtree and one of Sites."""
-    config = directory.naming.configuration
-    if not config:
-        raise InputError("no configuration partition found (is this an Active Directory export?)")
-    exchange_root = f"CN=Microsoft Exchange,CN=Services,{config}"
-    flt = "(|" + "".join(f"(objectClass={c})" for c in _EXCHANGE_CLASSES) + ")"
-    found: list[Entry] = list(directory.search(exchange_root, flt, _ATTRS))
-    orgs = [e for e in found if "msexchorganizationcontainer" in e.object_classes]
-    if not orgs:
-        raise InputError(f"no Exchange organisation under {exchange_root}")
-    if len(orgs) > 1:
-        raise InputError("more than one Exchange organisation: "
-                         + ", ".join(sorted(e.dn for e in orgs)))
-    o = orgs[0]
-    org = Organization(dn=o.dn, name=dnu.rdn_value(o.dn), legacy_dn=o.text("legacyExchangeDN"),
-                       mixed_mode=_mixed(o.text("msExchMixedMode")),
-                       system_flags=_int(o.text("systemFlags")))
-    topo_parts: dict[str, list] = {k: [] for k in ("ag", "srv", "sg", "store", "mta", "ca")}
-    for e in found:
-        classes = e.object_classes
-        name = dnu.rdn_value(e.dn)
-        legacy = e.text("legacyExchangeDN")
-        if "msexchadmingroup" in classes:
-            topo_parts["ag"].append(AdminGroup(e.dn, name, legacy, _int(e.text("systemFlags"))))
-        elif "msexchexchangeserver" in classes:
-            version, product = parse_version(e.text("serialNumber"))
-            parents = dnu.ancestors(e.dn)
-            ag = parents[1] if len(parents) > 1 else None
-            topo_parts["srv"].append(ExchangeServer(e.dn, name, legacy, e.text("serialNumber"),
-                                                    version, product, ag,
-                                                    _int(e.text("systemFlags"))))
-        elif "msexchstoragegroup" in classes:
-            topo_parts["sg"].append(StorageGroup(e.dn, name, ""))
-        elif "msexchprivatemdb" in classes or "msexchpublicmdb" in classes:
-            topo_parts["store"].append(Store(e.dn, name, "msexchpublicmdb" in classes, "",
-                                             dnu.parent(e.dn), legacy))
-        elif "mta" in classes:
-            topo_parts["mta"].append(Mta(e.dn, dnu.parent(e.dn), legacy))
-        elif "msexchconnectionagreement" in classes:
-            code = _int(e.text("msExchSynchronizationDirection"))
-            direction = SYNC_DIRECTIONS.get(code, "unknown") if code is not None else "unknown"
-            topo_parts["ca"].append(ConnectionAgreement(
-                e.dn, name, direction, _int(e.text("activationStyle")),
-                e.text("msExchServer1NetworkAddress"), e.text("msExchServer2NetworkAddress")))
-    servers: list[ExchangeServer] = topo_parts["srv"]
-    server_keys = {dnu.key(s.dn): s.dn for s in servers}
-
-    def owner(dn: str) -> str:
-        for anc in dnu.ancestors(dn):
-            k = dnu.key(anc)
-            if k in server_keys:
-                return server_keys[k]
-        return ""
-
-    sgs = [StorageGroup(g.dn, g.name, owner(g.dn)) for g in topo_parts["sg"]]
-    stores = [Store(s.dn, s.name, s.public, owner(s.dn), s.storage_group, s.legacy_dn)
-              for s in topo_parts["store"]]
-    dcs = _read_dcs(directory, config)
-    by_name = lambda o: o.name.lower()  # noqa: E731 - searches return entries in any order
-    names = {dnu.key(s.dn): s.name.lower() for s in servers}
-    on_server = lambda o: (names.get(dnu.key(o.server), ""), o.name.lower() if hasattr(o, "name") else "")  # noqa: E731,E501
-    return Topology(org, sorted(topo_parts["ag"], key=by_name), sorted(servers, key=by_name),
-                    sorted(sgs, key=on_server), sorted(stores, key=on_server),
-                    sorted(topo_parts["mta"], key=on_server), dcs,
-                    sorted(topo_parts["ca"], key=by_name))
-
-
-def _read_dcs(directory: Directory, config: str) -> list[DomainController]:
-    """Every nTDSDSA under CN=Sites (read-only DCs included and marked)."""
-    out: list[DomainController] = []
-    for e in directory.search(f"CN=Sites,{config}", "(objectClass=nTDSDSA)",
-                              ("objectClass", "msDS-isRODC", "options")):
-        parents = dnu.ancestors(e.dn)
-        server_name = dnu.rdn_value(parents[0]) if parents else ""
-        site = dnu.rdn_value(parents[2]) if len(parents) > 2 else ""
-        # msDS-isRODC is constructed (ldifde exports omit it); the class nTDSDSARO is stored
-        read_only = _bool(e.text("msDS-isRODC")) or "ntdsdsaro" in e.object_classes
-        out.append(DomainController(e.dn, server_name, site, read_only))
-    out.sort(key=lambda d: (d.site.lower(), d.name.lower()))
-    return out

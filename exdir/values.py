@@ -8,6 +8,8 @@ from . import schema
 from .errors import InputError
 
 Value = str | bytes
+"""An attribute value: bytes only for binary attributes or data that is not UTF-8.
+The one alias: plan, lab, the backends and the planners all take it from here."""
 
 
 def decode(attribute: str, raw: bytes) -> Value:

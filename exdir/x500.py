@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .backends.base import Directory, Entry
+    from .entries import EntryLike as Entry
     from .plan import Plan
 
 # the IMCEA marker in any case: some gateways and NDR renderings lower-case it
@@ -108,18 +108,7 @@ def legacy_value(address: str) -> str:
     raise InputError(f"{address!r} is neither IMCEAEX-…, X500:… nor a legacyExchangeDN")
 
 
-# --- who holds a value, and X500 proxy plans -----------------------------------------------
-
-def holders(directory: "Directory", value: str) -> list["Entry"]:
-    """Objects whose legacyExchangeDN or X500 proxy is value (case-insensitive): one
-    search per partition."""
-    from ldap3.utils.conv import escape_filter_chars
-
-    esc = escape_filter_chars(value)
-    return list(directory.search_partitions(
-        f"(|(legacyExchangeDN={esc})(proxyAddresses=X500:{esc}))",
-        ("legacyExchangeDN", "proxyAddresses", "mailNickname", "objectClass")))
-
+# --- X500 proxy plans (who holds a value: exdir.readers.recipients.holders) -----------------------------------------------
 
 def plan_add(entry: "Entry", legacy: str, others: Sequence["Entry"]) -> "Plan":
     """Add `X500:legacy` to entry; refused (InputError) when another object holds that

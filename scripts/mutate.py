@@ -56,7 +56,8 @@ TESTS: dict[str, list[str]] = {
     "exdir/ldif_in.py": ["tests/test_ldif_roundtrip.py", "tests/test_plan.py",
                          "tests/test_mutants.py", "tests/test_loading.py",
                          "tests/test_hostile_input.py"],
-    "exdir/checks.py": ["tests/test_check.py", "tests/test_move.py", "tests/test_mutants.py"],
+    "exdir/checks.py": ["tests/test_check.py", "tests/test_move.py", "tests/test_mutants.py",
+                        "tests/test_planners_pure.py"],
 }
 FALLBACK_TESTS = ["tests"]
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow and not samba and not slapd",

@@ -23,7 +23,7 @@ from exdir.backends.base import Directory, Entry, ModLike
 from exdir.values import Value
 from exdir.errors import DirectoryError
 from exdir.plan import Add, Change, Delete, Mod, Modify, Plan, Rename, add_values, replace_value
-from exdir.topology import read_topology
+from exdir.readers.topology import read_topology
 
 if TYPE_CHECKING:
     from tests.servers.slapd import Slapd

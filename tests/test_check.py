@@ -15,10 +15,11 @@ import ldif
 import pytest
 
 from exdir import dn as dnu
-from exdir.checks import RENAME, RENAME_WITHOUT_LAB, Finding, blocking, preflight
+from exdir.checks import blocking, preflight
+from exdir.findings import RENAMES, Finding, Operation
 from exdir.backends.memory import open_ldif
 from exdir.backends.ldap import open_url
-from exdir.topology import read_topology
+from exdir.readers.topology import read_topology
 from tests.labs import SAMPLES, cli, server_options
 from tests.plans import slapd_state
 from tests.servers.samba import MakeSamba
@@ -150,16 +151,23 @@ def test_a_missing_rename_flag_is_a_finding(tmp_path: Path, capsys: pytest.Captu
 # --- what blocks what ------------------------------------------------------------------------
 
 def test_blocking_matches_operations_and_lab() -> None:
-    dcs = Finding("several-dcs", "blocks", "2 DCs", (RENAME,))
-    not_ad = Finding("not-ad", "blocks", "not AD", (RENAME_WITHOUT_LAB,))
-    flag = Finding("no-rename-flag", "blocks", "no flag", ("rename admin-group Europe",))
-    note = Finding("mixed-mode", "warning", "mixed")
+    groups = "CN=Administrative Groups,CN=Fabrikam,CN=Microsoft Exchange,CN=Services,DC=x"
+    europe, first = f"CN=Europe,{groups}", f"CN=First Administrative Group,{groups}"
+    dcs = Finding("several-dcs", "2 DCs", "blocks", blocks=RENAMES)
+    not_ad = Finding("not-ad", "not AD", "blocks", blocks=RENAMES, lab_lifts=True)
+    flag = Finding("no-rename-flag", "no flag", "blocks",
+                   blocks=(Operation.RENAME_ADMIN_GROUP,), subject=europe)
+    note = Finding("mixed-mode", "mixed", "warning")
     every = [dcs, not_ad, flag, note]
-    assert blocking(every, "rename org", lab=False) == [dcs, not_ad]
-    assert blocking(every, "rename org", lab=True) == [dcs]
-    assert blocking(every, "rename admin-group Europe", lab=True) == [dcs, flag]
-    assert blocking(every, "rename admin-group First Administrative Group", lab=True) == [dcs]
-    assert blocking(every, "move", lab=False) == []
+    assert blocking(every, Operation.RENAME_ORG, lab=False) == [dcs, not_ad]
+    assert blocking(every, Operation.RENAME_ORG, lab=True) == [dcs]
+    assert blocking(every, Operation.RENAME_ADMIN_GROUP, subject=europe.upper(),
+                    lab=True) == [dcs, flag]
+    assert blocking(every, Operation.RENAME_ADMIN_GROUP, subject=first, lab=True) == [dcs]
+    assert blocking(every, Operation.MOVE, lab=False) == []
+    # what `exdir check` prints for each: the labels of the command-line contract
+    assert [f.blocks_shown for f in every] == [["rename"], ["rename without --lab"],
+                                               ["rename admin-group Europe"], []]
 
 
 # --- a server that is not Active Directory --------------------------------------------------------
@@ -173,7 +181,7 @@ def test_slapd_is_not_ad_renames_need_lab(slapd_factory: MakeSlapd, tmp_path: Pa
     code, out, err = cli(capsys, *opts, "check")
     assert code == 1, err
     (line,) = [line for line in out.splitlines() if line.startswith("[BLOCKS")]
-    assert line.startswith(f"[BLOCKS {RENAME_WITHOUT_LAB}]")
+    assert line.startswith("[BLOCKS rename without --lab]")
     assert "not Active Directory" in line and "--lab" in line
     with open_url(server.url, server.bind_dn, server.password) as d:
         findings = preflight(d, read_topology(d))

@@ -22,7 +22,7 @@ import pytest
 from commands.main import main
 from exdir import dn as dnu
 from exdir.backends.memory import open_ldif
-from exdir.topology import read_topology
+from exdir.readers.topology import read_topology
 from tests.servers.slapd import MakeSlapd, Slapd, ci_required, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -281,7 +281,7 @@ def test_a_same_group_move_split_over_two_steps_meets_the_adc_gate(
 
 def test_an_unreadable_mixed_mode_is_taken_as_mixed(tmp_path: Path) -> None:
     from exdir.backends.memory import open_ldif
-    from exdir.topology import read_topology
+    from exdir.readers.topology import read_topology
 
     text = (SAMPLES / "fabrikam-mixed.ldif").read_text(encoding="utf-8")
     assert "msExchMixedMode: TRUE" in text

@@ -27,7 +27,8 @@ from exdir.backends.ldap import LdapDirectory
 from exdir.backends.memory import LdifDirectory, open_ldif
 from exdir.legacydn import rewrite
 from exdir.plan import Mod
-from exdir.topology import ExchangeServer, Store, Topology, read_topology
+from exdir.readers.topology import read_topology
+from exdir.topology import ExchangeServer, Store, Topology
 from tests.labs import ALL_BACKENDS, Lab, clear_env, cli, new_lab
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -211,3 +211,37 @@ def test_generated_directory_loads_into_slapd(slapd_factory: Callable[..., Any])
     server = slapd_factory(rules.slapadd_text(text))
     stored = server.entries()
     assert len(stored) == len(parsed(text))
+
+
+# --- one rule for names, one list of versions (issue, item 8) --------------------------------
+
+@pytest.mark.parametrize("org", ["Fab=rikam", "Fab\\rikam", "Fab/rikam"])
+def test_lab_generate_refuses_the_names_a_rename_refuses(org: str,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """The generator and `rename org` use legacydn.check_name: a lab organisation exdir
+    would refuse to rename to is not generated either (exit 2, nothing on stdout)."""
+    from exdir.legacydn import InvalidLegacyDN, check_name
+    from tests.labs import cli
+
+    with pytest.raises(InvalidLegacyDN):
+        check_name(org, "organisation")
+    with pytest.raises(InvalidLegacyDN):
+        next(lab.generate(mailboxes=1, org=org))
+    code, out, err = cli(capsys, "lab", "generate", "--mailboxes", "1", "--org", org)
+    assert code == 2, err
+    assert out == "" and "organisation name" in err
+
+
+def test_lab_releases_are_the_products_topology_reads() -> None:
+    """Each serialNumber the generator stamps parses (exdir.topology.parse_version) to
+    the release it is filed under, in one of topology's version classes, and the
+    wireless rule of the generator is topology's."""
+    from exdir.topology import DOWNLEVEL, VERSIONS, parse_version
+
+    for release, serial in lab.SERIAL_NUMBERS.items():
+        version, product = parse_version(serial)
+        assert product == release and version in VERSIONS[:-1]
+        server = lab.Server("S", "AG", release, "CN=S", "/o=O/ou=AG/cn=Configuration/cn=Servers/cn=S")
+        assert server.supports_wireless is (version not in DOWNLEVEL)
+    assert not hasattr(lab, "VERSIONS")

@@ -20,7 +20,8 @@ from exdir import dn as dnu
 from exdir.backends.base import Directory
 from exdir.backends.memory import open_ldif
 from exdir.backends.ldap import open_url
-from exdir.legacydn import ADC_DISABLED, LegacyValue, has_prefix, list_values, parts
+from exdir.legacydn import ADC_DISABLED, LegacyValue, has_prefix, parts
+from exdir.readers.recipients import list_values
 from tests.servers.slapd import SlapdFactory, require_slapd
 
 ROOT = Path(__file__).resolve().parent.parent

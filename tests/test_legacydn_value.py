@@ -290,3 +290,20 @@ def test_prefix_on_the_text_is_prefix_by_parts(value: str, prefix: str, sep: str
         assert parts(value)[len(parts(prefix)):] == parts("/o=X" + rest)[1:]
     else:
         assert new is None
+
+
+# --- one rule for names: renames, the lab generator and the audit ------------------------------
+
+@pytest.mark.parametrize("value, flagged", [
+    ("/o=Fab=rikam/ou=First Administrative Group/cn=Recipients/cn=jsmith", True),
+    ("/o=Fabrikam/ou=Eu\\rope/cn=Recipients/cn=jsmith", True),
+    ("/o=Fabrikam/ou=Europe/cn=Recipients/cn=a=b", False),  # an alias: not a name of the rule
+])
+def test_the_audit_grammar_flags_organisation_and_group_names_a_rename_refuses(
+        value: str, flagged: bool) -> None:
+    from exdir.legacydn import name_problem, problems, parts
+
+    assert bool(problems(value)) is flagged
+    for t, v in parts(value):
+        if t in ("o", "ou"):
+            assert (name_problem(v) is not None) is (v in ("Fab=rikam", "Eu\\rope"))

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pytest
 from ldap3.utils.conv import escape_filter_chars
 
-import exdir.move as move_module
+import exdir.readers.recipients as move_module  # reads the candidates of a move
 from commands.context import Options
 from exdir import dn as dnu
 from exdir import lab as lab_module
@@ -35,9 +35,10 @@ from exdir import apply as apply_engine
 from exdir.gates import Safety
 from exdir.backends.base import Directory, Entry
 from exdir.ldif_in import parse
-from exdir.move import TARGETED_LIMIT, read_identities, read_mailboxes, resolve_mailboxes
+from exdir.move import read_identities, resolve_mailboxes
+from exdir.readers.recipients import TARGETED_LIMIT, read_mailboxes
 from exdir.plan import Modify, Plan
-from exdir.topology import read_topology
+from exdir.readers.topology import read_topology
 from tests.labs import ALL_BACKENDS, LDIF_SLAPD, Lab, clear_env, new_lab
 from tests.plans import Faulty, Snapshot, differences, simulate, snapshot
 

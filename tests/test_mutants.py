@@ -16,7 +16,8 @@ from typing import cast
 
 import pytest
 
-from exdir.checks import RENAME, Finding, adc_move_refusal, blocking, preflight
+from exdir.checks import adc_move_refusal, blocking, preflight
+from exdir.findings import RENAMES, Finding, Operation
 from exdir.backends.base import Directory
 from exdir.backends.memory import open_ldif
 from exdir.ldif_in import entry_records, parse
@@ -24,7 +25,8 @@ from exdir.ldif_out import WIDTH, fold, render, value_line
 from exdir.errors import InputError
 from exdir.plan import (Add, Delete, InvalidChange, Mod, Modify, NotInvertible, Plan, Rename, Value,
                         canonical_dn, canonical_value, dn_key)
-from exdir.topology import Topology, read_topology
+from exdir.readers.topology import read_topology
+from exdir.topology import Topology
 from tests.labs import SAMPLES
 
 STAFF = "OU=Staff,DC=fabrikam,DC=com"
@@ -200,7 +202,7 @@ def _is_dsa_of(server: str) -> Callable[[str], bool]:
 
 
 def _rename_blocks(directory: Directory, topology: Topology) -> list[str]:
-    return [f.code for f in blocking(preflight(directory, topology), "rename org", lab=True)]
+    return [f.code for f in blocking(preflight(directory, topology), Operation.RENAME_ORG, lab=True)]
 
 
 def test_two_domain_controllers_block_renames_one_does_not(tmp_path: Path) -> None:
@@ -211,7 +213,7 @@ def test_two_domain_controllers_block_renames_one_does_not(tmp_path: Path) -> No
     assert finding.message.startswith("2 domain controllers: ")
     one = dataclasses.replace(two, domain_controllers=two.domain_controllers[:1])
     assert _rename_blocks(directory, one) == []
-    assert blocking(preflight(directory, two), "move", lab=True) == []  # moves are not renames
+    assert blocking(preflight(directory, two), Operation.MOVE, lab=True) == []  # moves are not renames
 
 
 class _Server:
@@ -240,9 +242,9 @@ def test_a_server_that_is_not_active_directory_needs_lab_for_renames(tmp_path: P
     _, topology = _sample_without(tmp_path, "fabrikam.ldif")
     other = cast(Directory, _Server(active_directory=False))
     findings = preflight(other, topology)
-    assert [f.code for f in blocking(findings, "rename org", lab=False)] == ["not-ad"]
-    assert blocking(findings, "rename org", lab=True) == []
-    assert blocking(findings, "move", lab=False) == []
+    assert [f.code for f in blocking(findings, Operation.RENAME_ORG, lab=False)] == ["not-ad"]
+    assert blocking(findings, Operation.RENAME_ORG, lab=True) == []
+    assert blocking(findings, Operation.MOVE, lab=False) == []
     assert _rename_blocks(cast(Directory, _Server(active_directory=True)), topology) == []
 
 
@@ -253,9 +255,10 @@ def test_blocking_findings_come_first_and_warnings_never_block(tmp_path: Path) -
     severities = [f.severity for f in findings]
     assert "warning" in severities and "blocks" in severities
     assert severities == sorted(severities, key=lambda s: s != "blocks")
-    loud = Finding("loud", "warning", "a warning naming an operation", (RENAME, "move"))
-    assert blocking([loud], "rename org", lab=False) == []
-    assert blocking([loud], "move", lab=False) == []
+    loud = Finding("loud", "a warning naming an operation", "warning",
+                   blocks=(*RENAMES, Operation.MOVE))
+    assert blocking([loud], Operation.RENAME_ORG, lab=False) == []
+    assert blocking([loud], Operation.MOVE, lab=False) == []
 
 
 def _not_mixed(record: str) -> str:
@@ -515,3 +518,11 @@ def test_a_bad_line_of_exactly_40_characters_is_shown_whole() -> None:
     bad = "x" * 40
     message = _refusal(f"version: 1\n\ndn: {KIM}\n{bad}\n")
     assert repr(bad) in message and "..." not in message
+
+
+def test_the_last_line_of_a_file_without_a_final_newline_is_read() -> None:
+    records = list(entry_records(f"dn: {KIM}\ncn: Kim", "export.ldif"))
+    assert [f[1:] for f in records[0].fields] == [("cn", "Kim")]
+    with pytest.raises(InputError) as caught:
+        list(entry_records(f"dn: {KIM}\nno colon here", "export.ldif"))
+    assert caught.value.line == 2

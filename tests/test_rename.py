@@ -28,6 +28,7 @@ from exdir import schema
 from exdir import apply as apply_engine
 from exdir.gates import Safety
 from exdir.checks import blocking, preflight
+from exdir.findings import Operation
 from exdir.backends.base import Directory, Entry
 from exdir.backends.memory import open_ldif
 from exdir.errors import InputError
@@ -35,9 +36,10 @@ from exdir.ldif_in import parse, read_plan
 from exdir.ldif_out import render
 from exdir.legacydn import same
 from exdir.plan import Mod, Modify, Plan, Rename
-from exdir.rename import (FYDIBOHF23SPDLT, RenameScope, admin_group_scope, org_scope, plan_rename,
-                          read_affected)
-from exdir.topology import read_topology
+from exdir.readers.recipients import read_affected
+from exdir.rename import RenameScope, admin_group_scope, org_scope, plan_rename
+from exdir.topology import E2007_ADMIN_GROUP as FYDIBOHF23SPDLT
+from exdir.readers.topology import read_topology
 from tests.labs import ALL_BACKENDS, Lab, cli, same_state, sample_lab, undo_files
 from tests.plans import OPERATIONAL, Snapshot, snapshot
 from tests.test_fidelity import AD_OWNED, data_state
@@ -592,7 +594,7 @@ def test_planning_makes_the_same_few_searches_at_any_size(tmp_path: Path, org: b
         with open_ldif(str(path), warn=lambda m: None) as inner:
             d = CountingDirectory(inner)
             topo = read_topology(d)
-            blocking(preflight(d, topo), "rename org", lab=True)
+            blocking(preflight(d, topo), Operation.RENAME_ORG, lab=True)
             scope = (org_scope(topo, "Contoso") if org
                      else admin_group_scope(topo, "First Administrative Group", "Head Office"))
             plan = library_plan(d, scope)

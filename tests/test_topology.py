@@ -21,8 +21,8 @@ from exdir.backends.base import Directory, Entry
 from exdir.backends.memory import open_ldif
 from exdir.backends.ldap import open_url
 from exdir.errors import InputError
-from exdir.topology import (AdminGroup, ExchangeServer, Mta, Store, Topology, parse_version,
-                            read_topology)
+from exdir.readers.topology import read_topology
+from exdir.topology import AdminGroup, ExchangeServer, Mta, Store, Topology, parse_version
 from tests.servers.slapd import SlapdFactory, require_slapd
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,152 @@
+"""One library call per command: read (exdir.readers), then plan or check.
+
+The commands in commands/ parse options, open a directory, call one function
+here and print what it returns; the planners and checks it calls import no
+backend, so every rule is tested with model objects alone.  The plans returned
+are not applied here: `exdir.apply.run` meets the safety gates on every path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from . import x500
+from .checks import preflight
+from .backends.base import Directory, Entry
+from .findings import Finding
+from .health import audit as audit_findings
+from .health import mailbox_findings, reverted_findings
+from .legacydn import check_value
+from .move import MovePlan, Target, plan_move, resolve_mailboxes, resolve_store
+from .plan import Plan
+from .readers.recipients import (find_object, holders, read_affected, read_mailboxes,
+                                 read_moved, read_recipients, read_value_context)
+from .readers.topology import read_topology
+from .rename import RenameScope, admin_group_scope, org_scope, plan_rename, plan_set
+from .topology import Topology
+
+
+@dataclass
+class Planned:
+    """A plan and what the user should read beside it (warnings, skipped objects)."""
+
+    plan: Plan
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Checked:
+    """What a check found, with the topology it found it in."""
+
+    topology: Topology
+    findings: list[Finding]
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+def check(directory: Directory) -> Checked:
+    """`exdir check`: the safety preflight."""
+    topology = read_topology(directory)
+    return Checked(topology, preflight(directory, topology))
+
+
+def adc_check(directory: Directory, moved: Sequence[dict[str, object]] | None = None
+              ) -> Checked:
+    """`exdir adc check`: split and dangling mailboxes, and with a move report (read by
+    exdir.health.read_move_report) the moved mailboxes that changed back."""
+    topology = read_topology(directory)
+    findings = mailbox_findings(topology, read_recipients(directory))
+    if moved is not None:
+        findings += reverted_findings(moved, read_moved(directory, moved), topology)
+    return Checked(topology, findings)
+
+
+def audit(directory: Directory) -> Checked:
+    """`exdir legacydn audit`."""
+    topology = read_topology(directory)
+    return Checked(topology, audit_findings(topology, read_recipients(directory)))
+
+
+# --- renames ---------------------------------------------------------------------------------
+
+def rename_org(directory: Directory, new_name: str, *, keep_x500: bool = True) -> Planned:
+    """`exdir rename org NEW_NAME`: the plan; refused (Refused, InputError) where the
+    organisation cannot be renamed at all.  The gates that depend on where the plan is
+    applied (--lab, one DC) are met by the apply engine."""
+    return _rename(directory, lambda t: org_scope(t, new_name), keep_x500)
+
+
+def rename_admin_group(directory: Directory, old: str, new: str, *,
+                       keep_x500: bool = True) -> Planned:
+    """`exdir rename admin-group OLD NEW`: the plan (see rename_org)."""
+    return _rename(directory, lambda t: admin_group_scope(t, old, new), keep_x500)
+
+
+def _rename(directory: Directory, make_scope: Callable[[Topology], RenameScope],
+            keep_x500: bool) -> Planned:
+    topology = read_topology(directory)
+    scope = make_scope(topology)
+    notes = [f"warning: {f.message}" for f in preflight(directory, topology)
+             if f.severity == "warning"]
+    references = not directory.follows_dn_references
+    entries = read_affected(directory, scope, references=references)
+    plan = plan_rename(scope, entries, directory.naming, keep_x500=keep_x500,
+                       rewrite_references=references)
+    return Planned(plan, notes)
+
+
+def set_legacy_dn(directory: Directory, obj: str, new_value: str, *,
+                  keep_x500: bool = True) -> Plan:
+    """`exdir legacydn set OBJECT NEW_VALUE`."""
+    check_value(new_value)
+    entry = find_object(directory, obj)
+    context = read_value_context(directory, entry, new_value)
+    return plan_set(entry, new_value, context, directory.naming, keep_x500=keep_x500)
+
+
+# --- moves -----------------------------------------------------------------------------------
+
+@dataclass
+class PlannedMove(Planned):
+    """A move plan, its per-mailbox records and the target."""
+
+    moved: MovePlan | None = None
+    target: Target | None = None
+
+
+def move(directory: Directory, identities: Sequence[str], to: str, *,
+         assume_version: str | None = None, keep_legacydn: bool = False) -> PlannedMove:
+    """`exdir move MAILBOX... --to STORE`: the plan; the ADC gate is met by the apply
+    engine (a move plan given to `exdir apply` meets it too)."""
+    topology = read_topology(directory)
+    target = resolve_store(topology, to, assume_version)
+    resolved, notes = resolve_mailboxes(identities, read_mailboxes(directory, identities))
+    moved = plan_move(topology, resolved, target, directory.naming, keep_legacydn=keep_legacydn)
+    skipped = [m for m in moved.moves if not m.planned]
+    if skipped:
+        notes.append(f"{len(skipped)} mailbox(es) already in {target.label}: skipped")
+    return PlannedMove(moved.plan, notes, moved, target)
+
+
+# --- X500 proxies ----------------------------------------------------------------------------
+
+def x500_add(directory: Directory, obj: str, value: str) -> Planned:
+    """`exdir x500 add OBJECT VALUE`: VALUE an IMCEAEX address, `X500:…` or a bare value."""
+    legacy = check_value(x500.legacy_value(value))
+    entry = find_object(directory, obj)
+    plan = x500.plan_add(entry, legacy, holders(directory, legacy))
+    return Planned(plan, [] if plan else [f"{entry.dn} holds 'X500:{legacy}' already"])
+
+
+def x500_remove(directory: Directory, obj: str, value: str) -> Planned:
+    """`exdir x500 remove OBJECT VALUE`."""
+    legacy = x500.legacy_value(value)
+    entry = find_object(directory, obj)
+    plan = x500.plan_remove(entry, legacy)
+    return Planned(plan, [] if plan else [f"{entry.dn} holds no proxy X500:{legacy}"])
+
+
+def find_holders(directory: Directory, address: str) -> tuple[str, list[Entry]]:
+    """`exdir x500 find ADDRESS`: the legacyExchangeDN it stands for, and who holds it."""
+    value = x500.legacy_value(address)
+    return value, holders(directory, value)
