@@ -131,7 +131,10 @@ def _attributes(attributes: Sequence[tuple[str, Sequence[Value]]], what: str) ->
 def value_key(attribute: str, value: Value) -> Value:
     """How the directory compares a value (exdir.values.key: DN values by DN key,
     strings without case unless the schema says exact, binary byte for byte)."""
-    return vals.key(attribute, canonical_value(attribute, value))
+    try:
+        return vals.key(attribute, value)
+    except InputError as exc:
+        raise InvalidChange(exc.message) from None
 
 
 def _written_key(attribute: str, value: Value) -> Value:
@@ -139,7 +142,10 @@ def _written_key(attribute: str, value: Value) -> Value:
     (`SMTP:` is the primary address), so deleting `SMTP:a` and adding `smtp:a` is a
     change, not nothing; DN values by DN key (a server spells a reference as its
     target's DN)."""
-    return vals.written_key(attribute, canonical_value(attribute, value))
+    try:
+        return vals.written_key(attribute, value)
+    except InputError as exc:
+        raise InvalidChange(exc.message) from None
 
 
 def one_line(reason: str) -> str:
