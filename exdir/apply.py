@@ -27,8 +27,8 @@ from typing import Callable, Literal, Mapping
 
 from . import dn as dnu
 from . import schema
+from . import values as vals
 from .backends.base import Directory, apply_mods
-from .values import values_equal
 from .errors import (Conflict, EntryExists, ExdirError, InputError, Interrupted, NoSuchEntry,
                      Refused)
 from .gates import Gate, Safety, evaluate as evaluate_gates
@@ -108,7 +108,7 @@ def _entry_state(values: Mapping[str, list[Value]]) -> dict[str, list[Value]]:
 
 
 def _holds(attribute: str, have: list[Value], value: Value) -> bool:
-    return any(values_equal(attribute, h, value) for h in have)
+    return any(vals.equal(attribute, h, value) for h in have)
 
 
 def _holds_as_written(attribute: str, have: list[Value], value: Value) -> bool:
@@ -117,9 +117,8 @@ def _holds_as_written(attribute: str, have: list[Value], value: Value) -> bool:
     address, so a plan that swaps `SMTP:a`/`smtp:b` is not done while the old case
     shows.  DN values are the exception: a server spells a reference as its target's
     DN, whatever the case it was written in."""
-    if attribute.lower() in schema.dn_attributes():
-        return _holds(attribute, have, value)
-    return any(h == value for h in have)
+    wanted = vals.written_key(attribute, value)
+    return any(vals.written_key(attribute, h) == wanted for h in have)
 
 
 def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
@@ -133,12 +132,12 @@ def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
                 added.clear()
                 removed.append(b"\0*")  # marker: the attribute must be absent
             for v in mod.values:
-                added[:] = [a for a in added if not values_equal(mod.attribute, a, v)]
+                added[:] = [a for a in added if not vals.equal(mod.attribute, a, v)]
                 removed.append(v)
         elif mod.op == "add":
             for v in mod.values:
                 removed[:] = [r for r in removed if not (r != b"\0*" and
-                                                         values_equal(mod.attribute, r, v))]
+                                                         vals.equal(mod.attribute, r, v))]
                 added.append(v)
         else:  # replace: exactly these values
             added[:] = list(mod.values)
@@ -159,9 +158,9 @@ def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
 def _move(state: State, old: str, new: str, follow_references: bool) -> None:
     """Rename in the simulated copy: the subtree moves; references follow where the server
     makes them follow."""
-    old_key = dnu.key(old)
-    for k in [k for k in state if k == old_key or k.endswith("," + old_key)]:
-        state[dnu.key(k[: len(k) - len(old_key)] + dnu.key(new))] = state.pop(k)
+    old_dn, new_dn = dnu.parse(old), dnu.parse(new)
+    for k in [k for k in state if dnu.parse(k).is_within(old_dn)]:
+        state[dnu.parse(k).rebase(old_dn, new_dn).key] = state.pop(k)
     if not follow_references:
         return
     dn_attrs = schema.dn_attributes()
@@ -187,28 +186,27 @@ def _forward(dn: str, later: tuple[Change, ...], state: State) -> str | None:
     the entries sit under the names the (done) inverse renames further down give
     them.  None where no later rename moves `dn`, or one that does is not done.
     """
-    key = dnu.key(dn)
+    at = dnu.parse(dn)
     moved = False
     for c in later:
         if not isinstance(c, Rename):
             continue
-        old, new = dnu.key(c.dn), dnu.key(c.new_dn)
-        if key == old or key.endswith("," + old):
-            if old in state or new not in state:
+        old, new = dnu.parse(c.dn), dnu.parse(c.new_dn)
+        if at.is_within(old):
+            if old.key in state or new.key not in state:
                 return None
-            key = key[: len(key) - len(old)] + new
+            at = at.rebase(old, new)
             moved = True
-    return key if moved else None
+    return at.key if moved else None
 
 
 def _parent_there(dn: str, state: State, roots: frozenset[str]) -> bool:
     """True where dn's parent exists in the simulated copy, or dn is a naming context
     (whose parent is no entry: DC=com above DC=fabrikam,DC=com)."""
-    key = dnu.key(dn)
-    if key in roots or not roots:
+    at = dnu.parse(dn)
+    if at.key in roots or not roots:
         return True
-    parent = dnu.key(dnu.parent(dn))
-    return parent in state or not any(key.endswith("," + r) for r in roots)
+    return at.parent.key in state or not any(at.is_within(dnu.parse(r)) for r in roots)
 
 
 def _classify(change: Change, state: State, follow_references: bool,
@@ -275,8 +273,8 @@ def _classify(change: Change, state: State, follow_references: bool,
 
 
 def _holds_all(entry: Mapping[str, list[Value]], change: Add) -> bool:
-    return all(_holds(n, entry.get(n.lower(), []), v) for n, vals in change.attributes
-               for v in vals)
+    return all(_holds(n, entry.get(n.lower(), []), v) for n, values in change.attributes
+               for v in values)
 
 
 # --- checking --------------------------------------------------------------------------
@@ -290,22 +288,39 @@ class Checked:
 
 
 def check(directory: Directory, plan: Plan) -> Checked:
-    """Read every touched entry in one bulk read and classify every step."""
+    """Read every touched entry in one bulk read and classify every step.
+
+    The entries DN values of the plan's modifies name are read too: a value added is
+    written as the directory names its target (what Active Directory, which holds a
+    reference as a link, reads back), and a rename or delete names its entry as the
+    directory spells it, so a plan spelled in another case or with other spaces
+    changes the same entries and values, and its undo file puts back the directory's
+    own spelling.
+    """
     origins = plan.origins()
-    wanted: list[str] = []
+    wanted: dict[str, str] = {}
+
+    def want(dn: str) -> None:
+        wanted.setdefault(dnu.key(dn), dn)
+
     renames = [(i, c) for i, c in enumerate(plan.changes) if isinstance(c, Rename)]
     for i, (change, origin) in enumerate(zip(plan.changes, origins)):
-        wanted += [origin, change.dn]
+        want(origin)
+        want(change.dn)
         if isinstance(change, (Rename, Add)):
-            wanted += [change.new_dn, dnu.parent(change.new_dn)]
+            want(change.new_dn)
+            want(dnu.parent(change.new_dn))
+        if isinstance(change, Modify):
+            for dn_value in _dn_values_added(change):
+                want(dn_value)
         later = [c for j, c in renames if j > i]
         if later:  # where the entry is if the later renames are done (see _forward)
             for dn in (change.dn, change.new_dn):
                 for c in later:
                     if dnu.is_within(dn, c.dn):
                         dn = dnu.rebase(dn, c.dn, c.new_dn)
-                wanted.append(dn)
-    found = directory.read_many(wanted, ("*",))
+                want(dn)
+    found = directory.read_many(list(wanted.values()), ("*",))
     before: State = {k: _entry_state(e.attributes) for k, e in found.items()}
 
     def current(dn: str, attribute: str) -> list[Value]:
@@ -317,15 +332,17 @@ def check(directory: Directory, plan: Plan) -> Checked:
             return None
         return tuple((n, tuple(v)) for n, v in entry.attributes.items())
 
+    names = {k: e.dn for k, e in found.items()}  # the directory's own spelling
     resolved = plan.resolve_replace(current).resolve_deletes(whole)
     state: State = {k: {a: list(v) for a, v in e.items()} for k, e in before.items()}
     roots = frozenset(dnu.key(r) for r in directory.naming.all if r)
     steps: list[StepRecord] = []
     refusals: list[str] = []
     changes = list(resolved.changes)
-    for number, change in enumerate(changes, start=1):
+    for number, (change, origin) in enumerate(zip(changes, resolved.origins()), start=1):
+        change = changes[number - 1] = _as_named(change, origin, names)
         if isinstance(change, Modify) and dnu.key(change.dn) in state:
-            change = changes[number - 1] = _as_stored(change, state[dnu.key(change.dn)])
+            change = changes[number - 1] = _as_stored(change, state[dnu.key(change.dn)], names)
         status, detail = _classify(change, state, directory.follows_dn_references,
                                    tuple(changes[number:]), roots)
         steps.append(StepRecord(number, _kind(change), change.dn, change.reason, status,
@@ -335,13 +352,51 @@ def check(directory: Directory, plan: Plan) -> Checked:
     return Checked(Plan(tuple(changes)), steps, state, refusals)
 
 
-def _as_stored(change: Modify, entry: Mapping[str, list[Value]]) -> Modify:
-    """The modify with each value it deletes spelled as the directory holds it.
+def _dn_values_added(change: Modify) -> list[str]:
+    """The DN values a modify adds (or replaces with): the entries they name."""
+    out: list[str] = []
+    for mod in change.mods:
+        if mod.op != "delete" and vals.is_dn(mod.attribute):
+            for v in mod.values:
+                if isinstance(v, str):
+                    try:
+                        if dnu.parse(v):
+                            out.append(v)
+                    except InputError:
+                        pass  # no DN: written as it is
+    return out
+
+
+def _as_named(change: Change, origin: str, names: Mapping[str, str]) -> Change:
+    """A rename or a delete naming its entry as the directory spells the entry's DN.
+
+    Their undo is made from this DN (the old RDN a rename gives back, the entry a delete
+    re-creates), so it must be the directory's spelling, not the plan's: a rename
+    spelled `cn=kim akers,…` undone must not leave the entry named in lower case.  Only
+    where the step names the entry by its name before the plan (no earlier rename moved
+    it) and the entry was read.  A modify keeps the plan's name: it only addresses."""
+    if not isinstance(change, (Rename, Delete)):
+        return change
+    key = dnu.key(change.dn)
+    stored = names.get(key)
+    if stored is None or key != dnu.key(origin) or stored == change.dn:
+        return change
+    if isinstance(change, Rename):
+        return Rename(stored, change.new_rdn, change.new_superior, change.reason)
+    return Delete(stored, change.reason, change.old)
+
+
+def _as_stored(change: Modify, entry: Mapping[str, list[Value]],
+               names: Mapping[str, str] | None = None) -> Modify:
+    """The modify with each value it deletes spelled as the directory holds it, and each
+    DN value it adds spelled as the directory names its target.
 
     `delete: proxyAddresses` of `x500:/O=FABRIKAM/…` removes `X500:/o=Fabrikam/…` (values
     compare case-insensitively), and the undo must add back what was there, as the
     directory spelled it, not the plan's spelling.  Values the entry does not hold stay
-    as they are (the step is then done or a conflict)."""
+    as they are (the step is then done or a conflict).  An added `homeMDB: cn=mailbox
+    store (ex2), …` is written `CN=Mailbox Store (EX2),…` where that entry was read; what
+    other values add is data (`SMTP:` is the primary address) and stays as written."""
     mods = []
     changed = False
     for mod in change.mods:
@@ -349,10 +404,22 @@ def _as_stored(change: Modify, entry: Mapping[str, list[Value]]) -> Modify:
             have = entry.get(mod.attribute.lower(), [])
             values = []
             for v in mod.values:
-                stored = next((h for h in have if values_equal(mod.attribute, h, v)), v)
+                stored = next((h for h in have if vals.equal(mod.attribute, h, v)), v)
                 changed = changed or stored != v
                 values.append(stored)
             mod = Mod("delete", mod.attribute, tuple(values))
+        elif names and mod.values and vals.is_dn(mod.attribute):
+            values = []
+            for v in mod.values:
+                named = v
+                if isinstance(v, str):
+                    try:
+                        named = names.get(dnu.key(v), v)
+                    except InputError:
+                        pass
+                changed = changed or named != v
+                values.append(named)
+            mod = Mod(mod.op, mod.attribute, tuple(values))
         mods.append(mod)
     return Modify(change.dn, tuple(mods), change.reason) if changed else change
 
@@ -458,10 +525,11 @@ def _verify(directory: Directory, checked: Checked, applied: list[int]) -> list[
     for n in applied:
         c = changes[n - 1]
         if isinstance(c, Rename):
-            old, new = dnu.key(c.dn), dnu.key(c.new_dn)
+            old, new = dnu.parse(c.dn), dnu.parse(c.new_dn)
             for k, now in list(moved.items()):
-                if now == old or now.endswith("," + old):
-                    moved[k] = now[: len(now) - len(old)] + new
+                at = dnu.parse(now)
+                if at.is_within(old):
+                    moved[k] = at.rebase(old, new).key
     found = directory.read_many(list(set(moved.values())), ("*",))
     problems: list[str] = []
     for k, c in final_dns.items():

@@ -1,8 +1,12 @@
-"""Distinguished names: parsing, comparing, rebasing — on top of ldap3.utils.dn.
+"""Distinguished names: one model, parsed once — on top of ldap3.utils.dn.
 
-Active Directory compares DNs case-insensitively and accepts several escapings
-of the same name (`\\,` or `\\2C`); `key()` gives one form per name so that
-dictionaries of entries can be indexed by DN.
+Active Directory compares DNs without case, ignores spaces around the separators,
+accepts several escapings of one name (`\\,` or `\\2C`) and, for a multi-valued RDN,
+any order of its AVAs.  `parse()` reads a DN once (cached) into a `Dn`: the name as
+written, its RDNs, and `key`, the one form every comparison in exdir uses (plan
+steps, apply's simulated directory, value equality of DN-syntax attributes, the
+in-memory directory's lookups).  The functions below it (`key`, `normalize`,
+`parent`, `is_within`, `rebase`, ...) are thin uses of the same parse.
 """
 from __future__ import annotations
 
@@ -21,12 +25,7 @@ _HEX_PAIR = re.compile(r"\\([0-9A-Fa-f]{2})")
 
 def strip_extended(dn: str) -> str:
     """Reduce Active Directory's extended form `<GUID=…>;<SID=…>;CN=…` to the plain DN."""
-    text = dn.strip()
-    while True:
-        m = _EXTENDED_PART.match(text)
-        if not m:
-            return text
-        text = text[m.end():]
+    return _extended(dn)[1]
 
 
 def unescape(value: str) -> str:
@@ -95,12 +94,6 @@ def _avas(part: tuple[str, str]) -> tuple[tuple[str, str], ...]:
     return part.avas if type(part) is Rdn else (part,)  # type: ignore[attr-defined]
 
 
-def split(dn: str) -> list[tuple[str, str]]:
-    """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first (a new list);
-    a multi-valued RDN is one Rdn part."""
-    return list(_split(dn))
-
-
 MAX_PARTS = 256  # attribute=value parts in one DN; Active Directory nests far less
 
 
@@ -108,49 +101,236 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-@lru_cache(maxsize=1 << 16)
-def _split(dn: str) -> tuple[tuple[str, str], ...]:
-    """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first.
+class MalformedDn(InputError):
+    """Text that is no distinguished name (exit 2 where it came from input)."""
 
-    A multi-valued RDN (`CN=a+SN=b`) is one part, an Rdn holding every AVA: ldap3's
-    parse_dn reports the separator after each AVA, and '+' joins AVAs of one RDN where
-    ',' starts the next (splitting on both made `CN=a` a child of an invented
-    `SN=b,...`).  Raises InputError on a malformed DN.
+
+Ava = tuple[str, str, str]
+"""(attribute type as written, value as written with its escapes, value unescaped)."""
+
+
+def _ava_key(ava: Ava) -> str:
+    return f"{ava[0].lower()}={escape_rdn(ava[2]).lower()}"
+
+
+class Dn:
+    """A distinguished name, parsed once: immutable, equal and hashed by its key.
+
+    - `text`: the name as written (an extended `<GUID=…>;` prefix set apart in
+      `extended`, surrounding spaces stripped);
+    - `spelled`: the RDNs as written — their escapes and case — joined without the
+      spaces around separators (what a Plan holds: the directory's own spelling);
+    - `normal`: canonical escaping (RFC 4514, ldap3's escape_rdn), case kept;
+    - `key`: how Active Directory compares names: lower case, canonical escaping,
+      no stray spaces, the AVAs of a multi-valued RDN in one order, so that
+      `CN=a\\,b` and `cn=A\\2Cb`, `CN=a+OU=b` and `OU=b+CN=a` are one key;
+    - `rdn_keys`: the key of each RDN, leaf first (`key` is them joined by ','),
+      for comparisons on RDN boundaries (a string suffix test is not one: `cn=a\\,dc=x`
+      ends with `,dc=x`).
     """
-    text = strip_extended(dn)
+
+    __slots__ = ("text", "extended", "avas", "rdn_keys", "key", "_spelled", "_normal")
+
+    text: str
+    extended: str
+    avas: tuple[tuple[Ava, ...], ...]
+    rdn_keys: tuple[str, ...]
+    key: str
+    _spelled: str | None
+    _normal: str | None
+
+    def __init__(self, text: str, avas: tuple[tuple[Ava, ...], ...], extended: str = "",
+                 rdn_keys: tuple[str, ...] | None = None) -> None:
+        set_ = object.__setattr__
+        set_(self, "text", text)
+        set_(self, "extended", extended)
+        set_(self, "avas", avas)
+        if rdn_keys is None:
+            rdn_keys = tuple("+".join(sorted(_ava_key(a) for a in rdn)) if len(rdn) > 1
+                             else _ava_key(rdn[0]) for rdn in avas)
+        set_(self, "rdn_keys", rdn_keys)
+        set_(self, "key", ",".join(rdn_keys))
+        set_(self, "_spelled", None)
+        set_(self, "_normal", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Dn is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dn) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Dn({self.text!r})"
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __len__(self) -> int:
+        return len(self.avas)
+
+    def __bool__(self) -> bool:
+        return bool(self.avas)
+
+    @property
+    def spelled(self) -> str:
+        if self._spelled is None:
+            object.__setattr__(self, "_spelled", ",".join(self.rdn_texts))
+        assert self._spelled is not None
+        return self._spelled
+
+    @property
+    def rdn_texts(self) -> tuple[str, ...]:
+        """Each RDN as written (escapes and case kept, no stray spaces), leaf first."""
+        return tuple("+".join(f"{a}={raw}" for a, raw, _ in rdn) for rdn in self.avas)
+
+    @property
+    def normal(self) -> str:
+        if self._normal is None:
+            object.__setattr__(self, "_normal", ",".join(
+                "+".join(f"{a}={escape_rdn(v)}" for a, _, v in rdn) for rdn in self.avas))
+        assert self._normal is not None
+        return self._normal
+
+    @property
+    def rdn(self) -> str:
+        """The leaf RDN as written ('' for the empty DN)."""
+        return self.rdn_texts[0] if self.avas else ""
+
+    @property
+    def rdn_avas(self) -> list[tuple[str, str]]:
+        """Every (attribute, unescaped value) of the leaf RDN."""
+        return [(a, v) for a, _, v in self.avas[0]] if self.avas else []
+
+    @property
+    def parts(self) -> tuple[tuple[str, str], ...]:
+        """(attribute, unescaped value) per RDN, leaf first; a multi-valued RDN is an Rdn."""
+        return tuple((rdn[0][0], rdn[0][2]) if len(rdn) == 1
+                     else Rdn([(a, v) for a, _, v in rdn]) for rdn in self.avas)
+
+    def _slice(self, start: int, stop: int | None = None) -> "Dn":
+        avas = self.avas[start:stop]
+        out = Dn("", avas, "", self.rdn_keys[start:stop])
+        object.__setattr__(out, "text", out.spelled)
+        return out
+
+    @property
+    def parent(self) -> "Dn":
+        """The parent (the empty Dn for a one-RDN name), spelled as this one is."""
+        return self._slice(1)
+
+    def is_within(self, base: "Dn") -> bool:
+        """True where this is base itself or lies below it, on RDN boundaries."""
+        n = len(base.rdn_keys)
+        return n <= len(self.rdn_keys) and (n == 0 or self.rdn_keys[-n:] == base.rdn_keys)
+
+    def rebase(self, old: "Dn", new: "Dn") -> "Dn":
+        """This name with its `old` suffix replaced by `new`; ValueError unless within old."""
+        if not self.is_within(old):
+            raise ValueError(f"{self.text} is not within {old.text}")
+        keep = len(self.avas) - len(old.avas)
+        avas = self.avas[:keep] + new.avas
+        out = Dn("", avas, "", self.rdn_keys[:keep] + new.rdn_keys)
+        object.__setattr__(out, "text", out.spelled)
+        return out
+
+    def child(self, rdn_text: str) -> "Dn":
+        """The entry `rdn_text` (one RDN, as written) under this one."""
+        leaf = parse(rdn_text)
+        avas = leaf.avas + self.avas
+        out = Dn("", avas, "", leaf.rdn_keys + self.rdn_keys)
+        object.__setattr__(out, "text", out.spelled)
+        return out
+
+
+def parse(dn: "str | Dn") -> Dn:
+    """The Dn of a name (a Dn is returned as it is); MalformedDn when it is none.
+
+    The empty string is the empty Dn (the root).  Cached: exdir meets the same few
+    thousand names again and again (every step, every DN value, every lookup).
+    """
+    if isinstance(dn, Dn):
+        return dn
+    return _parse(dn)
+
+
+@lru_cache(maxsize=1 << 17)
+def _parse(dn: str) -> Dn:
+    if not isinstance(dn, str):
+        raise MalformedDn(f"a DN must be text, not {type(dn).__name__}")
+    extended, text = _extended(dn)
     if not text:
-        return ()
+        return Dn("", (), extended)
     if text.count("=") > MAX_PARTS:
         # ldap3's parser and every walk up a DN cost more than linearly: a 14 KB DN of
         # 2,000 components took 12 s and 500 MB; no directory nests that deep
-        raise InputError(f"a DN of more than {MAX_PARTS} parts ({shorten(text)})")
+        raise MalformedDn(f"a DN of more than {MAX_PARTS} parts ({shorten(text)})")
+    rdns: list[tuple[Ava, ...]] = []
+    current: list[Ava] = []
+    for attr, value, separator in _components(dn, text):
+        written = _strip_value(value)
+        current.append((attr, written, unescape(written)))
+        if separator != "+":
+            rdns.append(tuple(current))
+            current = []
+    if current:  # a trailing '+' names no AVA
+        raise MalformedDn(f"malformed DN {dn!r}: nothing after '+'")
+    return Dn(text, tuple(rdns), extended)
+
+
+def _components(dn: str, text: str) -> list[tuple[str, str, str]]:
+    """(attribute, value as written, separator after it) of every AVA.
+
+    ldap3's parser refuses either spaces around separators (strip=False) or an escaped
+    trailing space (strip=True), so both are tried; then RFC 4514's own split, for an
+    unescaped '=' or '#' inside a value, which RFC 4514 allows and Active Directory
+    writes; what is really broken is refused.
+    """
     try:
-        components = parse_dn(text, escape=False, strip=True)
+        return parse_dn(text, escape=False, strip=False)
+    except (LDAPInvalidDnError, IndexError, ValueError):
+        pass
+    try:
+        return parse_dn(text, escape=False, strip=True)
     except (LDAPInvalidDnError, IndexError, ValueError) as exc:
-        # ldap3 refuses an unescaped '=' or a '#' inside a value, which RFC 4514 allows
-        # and Active Directory writes; accept those, refuse what is really broken
         lenient = lenient_parts(text)
         if lenient is None:
-            raise InputError(f"malformed DN {dn!r}: {exc}") from None
-        components = lenient
-    parts: list[tuple[str, str]] = []
-    avas: list[tuple[str, str]] = []
-    for attr, value, separator in components:
-        avas.append((attr, unescape(_strip_value(value))))
-        if separator != "+":
-            parts.append(avas[0] if len(avas) == 1 else Rdn(avas))
-            avas = []
-    if avas:  # a trailing '+' names no AVA
-        raise InputError(f"malformed DN {dn!r}: nothing after '+'")
-    return tuple(parts)
+            raise MalformedDn(f"malformed DN {dn!r}: {exc}") from None
+        return lenient
+
+
+def _extended(dn: str) -> tuple[str, str]:
+    """(the `<GUID=…>;<SID=…>;` prefix, the plain DN after it), both stripped."""
+    text = _rstrip(dn.lstrip())
+    start = text
+    while True:
+        m = _EXTENDED_PART.match(text)
+        if not m:
+            return start[: len(start) - len(text)], text.lstrip()
+        text = text[m.end():]
+
+
+def _rstrip(text: str) -> str:
+    """text without trailing spaces, but a space escaped by a backslash stays (`a\\ `)."""
+    while text.endswith(" "):
+        body = text[:-1]
+        if (len(body) - len(body.rstrip("\\"))) % 2:
+            return text  # an odd run of backslashes escapes the space
+        text = body
+    return text
+
+
+def split(dn: str) -> list[tuple[str, str]]:
+    """The RDNs of a DN as (attribute, unescaped value) pairs, leaf first (a new list);
+    a multi-valued RDN is one Rdn part."""
+    return list(parse(dn).parts)
 
 
 def _strip_value(value: str) -> str:
     """Strip spaces around an RDN value, keeping an escaped trailing space (`\\ `)."""
-    text = value.lstrip()
-    while text.endswith(" ") and not text.endswith("\\ "):
-        text = text[:-1]
-    return text
+    return _rstrip(value.lstrip())
 
 
 _ATTR_TYPE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)\s*$")
@@ -193,40 +373,37 @@ def build(parts: list[tuple[str, str]]) -> str:
                     for p in parts)
 
 
-@lru_cache(maxsize=1 << 16)
 def normalize(dn: str) -> str:
     """The DN with canonical escaping and no stray spaces, case kept."""
-    return build(split(dn))
+    return parse(dn).normal
 
 
-@lru_cache(maxsize=1 << 16)
-def key(dn: str) -> str:
-    """The form used to compare DNs: canonical escaping, lower case."""
-    return normalize(dn).lower()
+def key(dn: "str | Dn") -> str:
+    """The form used to compare DNs (Dn.key): lower case, canonical escaping, the AVAs
+    of a multi-valued RDN in one order."""
+    return parse(dn).key
 
 
 def rdn(dn: str) -> str:
     """The leaf RDN as `CN=value` (escaped)."""
-    parts = split(dn)
-    return build(parts[:1])
+    return build(split(dn)[:1])
 
 
 def rdn_avas(dn: str) -> list[tuple[str, str]]:
     """Every (attribute, unescaped value) of the leaf RDN: one, or several for a
     multi-valued RDN (the naming values an entry must hold)."""
-    parts = _split(dn)
-    return list(_avas(parts[0])) if parts else []
+    return parse(dn).rdn_avas
 
 
 def rdn_value(dn: str) -> str:
     """The unescaped value of the leaf RDN (an object's name)."""
-    parts = split(dn)
-    return parts[0][1] if parts else ""
+    d = parse(dn)
+    return d.avas[0][0][2] if d.avas else ""
 
 
 def parent(dn: str) -> str:
-    """The parent DN ('' for a one-RDN DN)."""
-    return build(split(dn)[1:])
+    """The parent DN ('' for a one-RDN DN), canonically escaped."""
+    return parse(dn).parent.normal
 
 
 def join(rdn_text: str, parent_dn: str) -> str:
@@ -235,33 +412,21 @@ def join(rdn_text: str, parent_dn: str) -> str:
     return build(leaf + split(parent_dn)) if parent_dn else build(leaf)
 
 
-def is_within(dn: str, base: str) -> bool:
+def is_within(dn: "str | Dn", base: "str | Dn") -> bool:
     """True where dn is base itself or lies below it (compared on RDN boundaries)."""
-    d, b = split(dn), split(base)
-    if len(d) < len(b):
-        return False
-    tail = d[len(d) - len(b):] if b else []
-    return [_fold(p) for p in tail] == [_fold(p) for p in b]
-
-
-def _fold(part: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    """An RDN part as compared: every AVA, lower case."""
-    return tuple((a.lower(), v.lower()) for a, v in _avas(part))
+    return parse(dn).is_within(parse(base))
 
 
 def rebase(dn: str, old_base: str, new_base: str) -> str:
     """dn with its old_base suffix replaced by new_base; dn must lie within old_base."""
-    d, b = split(dn), split(old_base)
-    if not is_within(dn, old_base):
-        raise ValueError(f"{dn} is not within {old_base}")
-    return build(d[: len(d) - len(b)] + split(new_base))
+    return parse(dn).rebase(parse(old_base), parse(new_base)).normal
 
 
 def depth(dn: str) -> int:
-    return len(split(dn))
+    return len(parse(dn).avas)
 
 
 def ancestors(dn: str) -> list[str]:
     """Every ancestor DN, nearest first."""
-    parts = split(dn)
-    return [build(parts[i:]) for i in range(1, len(parts))]
+    d = parse(dn)
+    return [d._slice(i).normal for i in range(1, len(d.avas))]

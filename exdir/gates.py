@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 from ldap3.utils.conv import escape_filter_chars
 
 from . import dn as dnu
+from . import values as vals
 from .checks import adc_move_refusal, blocking, preflight, same_group_move
 from .backends.base import Directory, Entry
 from .errors import ExdirError
@@ -175,7 +176,7 @@ def _relabelled_containers(topology: Topology, plan: Plan) -> list[_Renamed]:
                and m.op == "delete" for v in m.values if isinstance(v, str)]
         new = [v for m in change.mods if m.attribute.lower() == "legacyexchangedn"
                and m.op in ("add", "replace") for v in m.values if isinstance(v, str)]
-        if old and new and old[0].lower() != new[0].lower():
+        if old and new and not vals.equal("legacyExchangeDN", old[0], new[0]):
             out.append(_Renamed(owner[0], owner[1], owner[2], owner[3], old[0], new[0]))
     return out
 
@@ -209,7 +210,8 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
                 if mod.op in ("delete", "replace"):
                     for v in mod.values:
                         if isinstance(v, str):
-                            deleted.add((dnu.key(origin), mod.attribute.lower(), v.lower()))
+                            deleted.add((dnu.key(origin), mod.attribute.lower(),
+                                         _key(mod.attribute, v)))
                     if mod.op == "delete" and not mod.values or mod.op == "replace":
                         deleted.add((dnu.key(origin), mod.attribute.lower(), "*"))
     missed: list[str] = []
@@ -225,7 +227,7 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
             for value in entry.texts(attribute):
                 if not has_prefix(value, r.old_prefix):
                     continue
-                if ((key, attribute.lower(), value.lower()) in deleted
+                if ((key, attribute.lower(), _key(attribute, value)) in deleted
                         or (key, attribute.lower(), "*") in deleted):
                     continue
                 missed.append(f"{entry.dn} ({attribute})")
@@ -298,6 +300,16 @@ def _named_values(plan: Plan) -> list[tuple[str, str, str]]:
     return out
 
 
+def _key(attribute: str, value: str) -> str:
+    """A text value as the directory compares it (exdir.values.key)."""
+    return str(vals.key(attribute, value))
+
+
+def _legacy(value: str) -> str:
+    """A legacyExchangeDN value (or an X500 proxy's) as Active Directory compares it."""
+    return _key("legacyExchangeDN", value)
+
+
 def _added(change: Change) -> Iterable[tuple[str, Sequence[Value]]]:
     if isinstance(change, Modify):
         return [(m.attribute.lower(), m.values) for m in change.mods if m.op in ("add", "replace")]
@@ -318,7 +330,7 @@ def _freed(plan: Plan) -> set[tuple[str, str, str]]:
             for v in m.values if m.op == "delete" else ():
                 form = _form(m.attribute, v)
                 if form is not None:
-                    out.add((dnu.key(origin), form[0], form[1].lower()))
+                    out.add((dnu.key(origin), form[0], _legacy(form[1])))
     return out
 
 
@@ -338,10 +350,10 @@ def _holders(directory: Directory, values: list[str]) -> list[Entry]:
     filters, or for many values one read of every holder."""
     attributes = ("legacyExchangeDN", "proxyAddresses")
     if len(values) > _INDEX_FROM:
-        wanted = {v.lower() for v in values}
+        wanted = {_legacy(v) for v in values}
         return [e for e in directory.search_partitions(
                     "(|(legacyExchangeDN=*)(proxyAddresses=X500:*))", attributes)
-                if any(v.lower() in wanted for _, v in _legacy_forms(e))]
+                if any(_legacy(v) in wanted for _, v in _legacy_forms(e))]
     out: list[Entry] = []
     for i in range(0, len(values), _CHUNK):
         terms = "".join(f"(legacyExchangeDN={escape_filter_chars(v)})"
@@ -375,13 +387,13 @@ def _unique_gate(directory: Directory, plan: Plan) -> list[Gate]:
         names = {dnu.key(origin)}
         if dnu.key(step_dn) not in origin_keys:
             names.add(dnu.key(step_dn))
-        owners.setdefault(value.lower(), set()).update(names)
+        owners.setdefault(_legacy(value), set()).update(names)
     gates: list[Gate] = []
     for holder in _holders(directory, sorted({v for _, _, v in named}, key=str.lower)):
         key = dnu.key(holder.dn)
         for form, held in _legacy_forms(holder):
-            owner = owners.get(held.lower())
-            if owner is None or key in owner or (key, form, held.lower()) in freed:
+            owner = owners.get(_legacy(held))
+            if owner is None or key in owner or (key, form, _legacy(held)) in freed:
                 continue
             gate = Gate("unique", f"{held!r} is already held by {holder.dn}: two objects with "
                                   "one legacyExchangeDN or X500 proxy misdeliver mail")
@@ -399,6 +411,6 @@ def _unique_gate(directory: Directory, plan: Plan) -> list[Gate]:
 def _group(named: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str, str]]]:
     out: dict[str, list[tuple[str, str, str]]] = {}
     for item in named:
-        out.setdefault(item[2].lower(), []).append(item)
+        out.setdefault(_legacy(item[2]), []).append(item)
     return out
 

@@ -15,14 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, TypeAlias
 
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
-
-from . import schema
-from .dn import MAX_PARTS, _strip_value, lenient_parts, shorten, unescape
+from . import dn as dnu
+from . import values as vals
 from .errors import InputError, Refused
 from .values import Value
 
@@ -52,92 +48,48 @@ class NotInvertible(Refused):
 
 # --- DNs ---------------------------------------------------------------------------
 
-RdnKey: TypeAlias = tuple[tuple[str, str], ...]
-DnKey: TypeAlias = tuple[RdnKey, ...]
+DnKey: TypeAlias = tuple[str, ...]
+"""A DN's comparison key per RDN, leaf first (exdir.dn.Dn.rdn_keys)."""
 
 
-@lru_cache(maxsize=65536)
-def _split(dn: str) -> tuple[tuple[str, ...], DnKey]:
-    """(RDN texts leaf first, comparison key) of a DN; InvalidChange when malformed.
-
-    The texts keep the DN's own escapes; the key is case-insensitive and
-    escape-independent, as Active Directory compares names.
-    """
-    texts: list[str] = []
-    keys: list[RdnKey] = []
-    avas: list[str] = []
-    ava_keys: list[tuple[str, str]] = []
-    for attr, value, separator in _components(dn):
-        avas.append(f"{attr}={value}")
-        ava_keys.append((attr.lower(), unescape(value).lower()))
-        if separator != "+":
-            texts.append("+".join(avas))
-            keys.append(tuple(sorted(ava_keys)))
-            avas, ava_keys = [], []
-    return tuple(texts), tuple(keys)
-
-
-def _components(dn: str) -> list[tuple[str, str, str]]:
-    """(attribute, escaped value, separator after it) of every AVA; InvalidChange when malformed.
-
-    ldap3's parser rejects either spaces around separators (strip=False) or an
-    escaped trailing space (strip=True), so both are tried.
-    """
+def _dn(dn: str) -> dnu.Dn:
+    """The parsed DN (exdir.dn, cached); InvalidChange when empty or malformed."""
     if not isinstance(dn, str) or not dn.strip():
         raise InvalidChange(f"empty or missing DN: {dn!r}")
-    if dn.count("=") > MAX_PARTS:
-        raise InvalidChange(f"a DN of more than {MAX_PARTS} parts ({shorten(dn)})")
     try:
-        components = parse_dn(dn, strip=False)
-    except (LDAPInvalidDnError, IndexError, ValueError):
-        try:
-            components = parse_dn(dn, strip=True)
-        except (LDAPInvalidDnError, IndexError, ValueError) as exc:
-            # ldap3 refuses an unescaped '#' or '=' inside a value, which RFC 4514 allows
-            lenient = lenient_parts(dn)
-            if lenient is None:
-                raise InvalidChange(f"malformed DN {dn!r}: {exc}") from None
-            # an escaped trailing space (`a\\ `) is part of the value, not padding
-            components = [(attr, _strip_value(value), sep) for attr, value, sep in lenient]
-    return list(components)
+        parsed = dnu.parse(dn)
+    except InputError as exc:
+        raise InvalidChange(exc.message) from None
+    if not parsed:
+        raise InvalidChange(f"empty or missing DN: {dn!r}")
+    return parsed
 
 
 def canonical_dn(dn: str) -> str:
     """The DN as plans hold it: the same escapes and case, no spaces around separators."""
-    return ",".join(_split(dn)[0])
+    return _dn(dn).spelled
 
 
 def dn_key(dn: str) -> DnKey:
     """A DN's comparison key: equal for names Active Directory treats as equal."""
-    return _split(dn)[1]
+    return _dn(dn).rdn_keys
 
 
 def rdn_and_parent(dn: str) -> tuple[str, str]:
     """(leaf RDN, parent DN) in canonical text; the parent of a one-RDN DN is ''."""
-    texts = _split(dn)[0]
-    return texts[0], ",".join(texts[1:])
+    parsed = _dn(dn)
+    return parsed.rdn, parsed.parent.spelled
 
 
 def canonical_rdn(rdn: str) -> str:
     """A new RDN as plans hold it; InvalidChange unless it is exactly one (maybe multi-valued) RDN."""
-    texts = _split(rdn)[0]
-    if len(texts) != 1:
+    parsed = _dn(rdn)
+    if len(parsed) != 1:
         raise InvalidChange(f"new RDN {rdn!r} must be one RDN, not a DN")
-    return texts[0]
+    return parsed.spelled
 
 
 # --- values and reasons ----------------------------------------------------------
-
-@lru_cache(maxsize=4096)
-def _binary(attribute: str) -> bool:
-    base, *options = attribute.split(";")
-    return schema.is_binary(base) or any(o.lower() == "binary" for o in options)
-
-
-@lru_cache(maxsize=4096)
-def _case_exact(attribute: str) -> bool:
-    return _binary(attribute) or schema.is_case_exact(attribute.split(";")[0])
-
 
 def _check_attribute(attribute: str) -> None:
     if not isinstance(attribute, str) or not _ATTRIBUTE_DESCRIPTION.match(attribute):
@@ -145,21 +97,12 @@ def _check_attribute(attribute: str) -> None:
 
 
 def canonical_value(attribute: str, value: Value) -> Value:
-    """The one form a value has in a plan: bytes for binary attributes or non-UTF-8 data."""
-    if isinstance(value, bytes):
-        if _binary(attribute):
-            return value
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    if isinstance(value, str):
-        try:
-            encoded = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidChange(f"{attribute}: value {value!r} is not valid Unicode") from None
-        return encoded if _binary(attribute) else value
-    raise InvalidChange(f"{attribute}: value {value!r} is neither text nor bytes")
+    """The one form a value has in a plan (exdir.values.form): bytes for binary
+    attributes or non-UTF-8 data, text otherwise."""
+    try:
+        return vals.form(attribute, value)
+    except InputError as exc:
+        raise InvalidChange(exc.message) from None
 
 
 def _values(attribute: str, values: Sequence[Value]) -> tuple[Value, ...]:
@@ -184,21 +127,23 @@ def _attributes(attributes: Sequence[tuple[str, Sequence[Value]]], what: str) ->
 
 
 def value_key(attribute: str, value: Value) -> Value:
-    """How the directory compares a value: case-insensitively unless the schema says exact."""
-    value = canonical_value(attribute, value)
-    if _case_exact(attribute):
-        return value.encode("utf-8") if isinstance(value, str) else value
-    return value.lower() if isinstance(value, str) else value
+    """How the directory compares a value (exdir.values.key: DN values by DN key,
+    strings without case unless the schema says exact, binary byte for byte)."""
+    try:
+        return vals.key(attribute, value)
+    except InputError as exc:
+        raise InvalidChange(exc.message) from None
 
 
 def _written_key(attribute: str, value: Value) -> Value:
-    """A value as a change writes it: its case is data (`SMTP:` is the primary address,
-    a display name's capitals are what users see), so deleting `SMTP:a` and adding
-    `smtp:a` is a change, not nothing.  DN values keep the directory's comparison: a
-    server spells a reference as its target's DN."""
-    if attribute.split(";")[0].lower() in schema.dn_attributes():
-        return value_key(attribute, value)
-    return canonical_value(attribute, value)
+    """A value as a change writes it (exdir.values.written_key): its case is data
+    (`SMTP:` is the primary address), so deleting `SMTP:a` and adding `smtp:a` is a
+    change, not nothing; DN values by DN key (a server spells a reference as its
+    target's DN)."""
+    try:
+        return vals.written_key(attribute, value)
+    except InputError as exc:
+        raise InvalidChange(exc.message) from None
 
 
 def one_line(reason: str) -> str:
@@ -433,7 +378,8 @@ class _RenameTracker:
         self.located: dict[DnKey, tuple[str, ...]] = {}
 
     def origin(self, dn: str) -> str:
-        texts, key = _split(dn)
+        parsed = _dn(dn)
+        texts, key = parsed.rdn_texts, parsed.rdn_keys
         for i in range(len(key)):
             found = self.located.get(key[i:])
             if found is not None:
@@ -454,7 +400,7 @@ class _RenameTracker:
         if isinstance(change, Rename):
             new_key = dn_key(change.new_dn)
             self._move(dn_key(change.dn), new_key)
-            self.located[new_key] = _split(origin)[0]
+            self.located[new_key] = _dn(origin).rdn_texts
         elif isinstance(change, Delete):
             self._move(dn_key(change.dn), None)
         return origin
@@ -633,13 +579,13 @@ class _PlannedValues:
         for k, entry in known.items():
             self.known[k[:len(k) - len(old)] + new] = entry
         self.made |= {k[:len(k) - len(old)] + new for k in made}
-        for attribute, value, _ in _components(rdn_and_parent(change.dn)[0]):
+        for attribute, value in _dn(change.dn).rdn_avas:
             held = self.values(change.new_dn, origin, attribute)
             if held is not None:
-                _apply_values(held, Mod("delete", attribute, (unescape(value),)))
-        for attribute, value, _ in _components(change.new_rdn):
+                _apply_values(held, Mod("delete", attribute, (value,)))
+        for attribute, value in _dn(change.new_rdn).rdn_avas:
             held = self.values(change.new_dn, origin, attribute)
-            add = Mod("add", attribute, (unescape(value),))
+            add = Mod("add", attribute, (value,))
             if held is not None and value_key(attribute, add.values[0]) not in {
                     value_key(attribute, v) for v in held}:
                 _apply_values(held, add)

@@ -97,6 +97,10 @@ class LdifDirectory(Directory):
         vals: dict[str, list[Value]] = {}
         for name, raw in stored.items():
             if name.lower() == "entrydn":
+                # the DN as the directory spells it (the mock keeps it current on every
+                # add and rename), not as the caller asked: apply learns a target's
+                # spelling from it, as it does from a real server
+                key = raw[0].decode("utf-8") if raw else key
                 continue
             if wanted is not None and name.lower() not in wanted:
                 continue
