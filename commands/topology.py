@@ -55,24 +55,22 @@ def show(topo: Topology) -> None:
     print_table(["admin group", "legacyExchangeDN"],
                 [(g.name, g.legacy_dn) for g in topo.admin_groups], title="Administrative groups")
     print()
-    groups = {g.dn.lower(): g.name for g in topo.admin_groups}
     print_table(["server", "version", "admin group", "serialNumber"],
                 [(s.name, s.product if s.product != s.version else s.version,
-                  groups.get((s.admin_group or "").lower(), s.admin_group), s.serial)
+                  _name(topo, s.admin_group), s.serial)
                  for s in topo.servers], title="Servers")
     print()
-    names = {s.dn.lower(): s.name for s in topo.servers}
     print_table(["server", "storage group"],
-                [(names.get(g.server.lower(), g.server), g.name) for g in topo.storage_groups],
+                [(_name(topo, g.server), g.name) for g in topo.storage_groups],
                 title="Storage groups")
     print()
     print_table(["server", "store", "kind", "legacyExchangeDN"],
-                [(names.get(s.server.lower(), s.server), s.name,
+                [(_name(topo, s.server), s.name,
                   "public" if s.public else "mailbox", s.legacy_dn) for s in topo.stores],
                 title="Stores")
     print()
     print_table(["server", "MTA legacyExchangeDN"],
-                [(names.get(m.server.lower(), m.server), m.legacy_dn) for m in topo.mtas],
+                [(_name(topo, m.server), m.legacy_dn) for m in topo.mtas],
                 title="MTAs")
     print()
     print_table(["domain controller", "site", "read-only"],
@@ -83,3 +81,10 @@ def show(topo: Topology) -> None:
     print_table(["agreement", "direction", "activation", "Windows side", "Exchange side"],
                 [(a.name, a.direction, a.activation_style, a.windows_server, a.exchange_server)
                  for a in topo.agreements], title="ADC connection agreements")
+
+
+def _name(topo: Topology, dn: str | None) -> str | None:
+    """The name of the object at dn as the topology knows it (its one DN lookup), else
+    the DN as read."""
+    found = topo.by_dn(dn) if dn else None
+    return getattr(found, "name", None) or dn

@@ -15,10 +15,12 @@ import xml.etree.ElementTree as ET
 from typing import Iterable, Mapping, Sequence
 
 from . import dn as dnu
+from . import values
 from .entries import EntryLike
 from .errors import InputError
 from .findings import Finding
-from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite
+from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite, same
+from .legacydn import key as legacy_key
 from .topology import HOME, ExchangeServer, Mta, Store, Topology
 
 #: what the health checks read of each recipient
@@ -182,12 +184,7 @@ def _strings(values: object) -> dict[str, str]:
 
 def _same_home(attr: str, a: str, b: str) -> bool:
     """Home values compared as the directory compares them (DNs as DNs)."""
-    if attr in ("homeMDB", "homeMTA"):
-        try:
-            return dnu.key(a) == dnu.key(b)
-        except InputError:
-            pass
-    return a.lower() == b.lower()
+    return values.equal(attr, a, b)
 
 
 def applied_moves(report: Sequence[dict[str, object]]) -> list[dict[str, object]]:
@@ -265,7 +262,7 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
                     "native organisation nothing should carry it",
                     _set_fix(entry.dn, _suggest(org_prefix, topology, entry), keep_x500=False)))
             continue
-        owners.setdefault(value.lower(), []).append(entry)
+        owners.setdefault(legacy_key(value), []).append(entry)
         bad = problems(value)
         if bad:
             out.append(_found("malformed", entry.dn, f"{entry.dn}: {value!r}: {bad[0]}",
@@ -282,10 +279,10 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
             for entry in holders:
                 others = ", ".join(h.dn for h in holders if h is not entry)
                 own = _recipient_value(org_prefix, topology, entry)
-                if own is not None and own.lower() == value:
+                if own is not None and legacy_key(own) == value:
                     fix = (f"none for this object (its value fits its alias and group); "
                            f"change the other holder(s): {others}")
-                elif own is None or own.lower() in owners:
+                elif own is None or legacy_key(own) in owners:
                     fix = (f"exdir legacydn set {_quote(entry.dn)} NEW_VALUE --no-keep-x500 "
                            "--apply (no free value to suggest: choose one)")
                 else:
@@ -299,7 +296,7 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
                     "mail addressed to this value can reach either object", fix))
     for group in topology.admin_groups:
         expected = f"{org_prefix}/ou={group.name}"
-        if group.legacy_dn and group.legacy_dn.lower() != expected.lower():
+        if group.legacy_dn and not same(group.legacy_dn, expected):
             out.append(_found("group-name-mismatch", group.dn,
                                f"administrative group {group.name!r}: legacyExchangeDN "
                                f"{group.legacy_dn!r} does not match its name",
@@ -314,7 +311,7 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
         # make its servers' fixes copy it
         expected = (f"{org_prefix}/ou={home_group.name}/cn=Configuration/cn=Servers/"
                     f"cn={server.name}")
-        if server.legacy_dn.lower() != expected.lower():
+        if not same(server.legacy_dn, expected):
             out.append(_found("server-name-mismatch", server.dn,
                                f"server {server.name!r}: legacyExchangeDN "
                                f"{server.legacy_dn!r} does not match its name and group",
@@ -322,11 +319,11 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
                                "its mailboxes' msExchHomeServerName follow the fix",
                                _set_fix(server.dn, expected)))
     for entry in entries:
-        own = (entry.text("legacyExchangeDN") or "").lower()
+        own = legacy_key(entry.text("legacyExchangeDN") or "")
         for proxy in entry.texts("proxyAddresses"):
             if not proxy.upper().startswith("X500:"):
                 continue
-            value = proxy[5:].lower()
+            value = legacy_key(proxy[5:])
             holders = [h for h in owners.get(value, []) if dnu.key(h.dn) != dnu.key(entry.dn)]
             if holders and value != own:
                 out.append(_found(

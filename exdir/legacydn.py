@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Iterator
 
+from . import values
 from .entries import EntryLike
 from .errors import InputError
 
@@ -164,9 +165,16 @@ def rewrite(value: str, old_prefix: str, new_prefix: str) -> str | None:
     return new_prefix + value[end:]
 
 
+def key(value: str) -> str:
+    """A legacyExchangeDN value as Exchange matches it: the one value rule
+    (exdir.values) for the attribute, a string for dict keys."""
+    return str(values.key("legacyExchangeDN", value))
+
+
 def same(a: str, b: str) -> bool:
-    """Equality of two values as Exchange compares them (case-insensitive)."""
-    return a.lower() == b.lower()
+    """Equality of two values as Exchange compares them: the one value rule
+    (exdir.values), which the schema makes case-insensitive for legacyExchangeDN."""
+    return values.equal("legacyExchangeDN", a, b)
 
 
 @dataclass(frozen=True)

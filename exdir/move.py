@@ -90,10 +90,9 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
         candidates = [found] if isinstance(found, Store) else []
     elif text.count("/") == 2:
         srv, sg, name = (p.strip().lower() for p in text.split("/"))
-        names = {s.dn.lower(): s.name.lower() for s in topology.servers}
         candidates = [s for s in topology.stores if s.name.lower() == name
                       and dnu.rdn_value(s.storage_group or "").lower() == sg
-                      and names.get(s.server.lower()) == srv]
+                      and _server_name(topology, s.server) == srv]
     else:
         candidates = topology.stores_named(text) or _server_stores(topology, text)
     if not candidates:
@@ -125,6 +124,13 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
     if mta is None:
         raise InputError(f"{server.name} has no Microsoft MTA object: homeMTA would name nothing")
     return Target(store, server, mta.dn, version)
+
+
+def _server_name(topology: Topology, server_dn: str) -> str:
+    """The lower-cased name of the server at server_dn ('' when none): the topology's
+    one DN lookup, for matching a SERVER/GROUP/STORE spelling."""
+    found = topology.by_dn(server_dn)
+    return found.name.lower() if isinstance(found, ExchangeServer) else ""
 
 
 def _server_stores(topology: Topology, name: str) -> list[Store]:

@@ -175,25 +175,17 @@ class _Placed:
     @staticmethod
     def of(entry: EntryLike, config: str, old_c: str, new_c: str) -> "_Placed":
         try:
-            rdns = dnu.split(entry.dn)
+            name = dnu.parse(entry.dn)
         except InputError:  # not a DN exdir can parse: planned where it is
             return _Placed(entry, False, entry.dn, entry.dn, (True, 0, entry.dn.lower()))
-        in_config = bool(config) and _ends_with(rdns, dnu.split(config))
-        old_parts = dnu.split(old_c)
+        in_config = bool(config) and name.is_within(dnu.parse(config))
+        old = dnu.parse(old_c)
         address = entry.dn
-        if _ends_with(rdns, old_parts):
-            address = dnu.build(rdns[: len(rdns) - len(old_parts)] + dnu.split(new_c))
-        return _Placed(entry, in_config, address, rdns[0][1] if rdns else "",
-                       (not in_config, len(rdns), dnu.build(rdns).lower()))
-
-
-def _ends_with(rdns: Sequence[tuple[str, str]], base: Sequence[tuple[str, str]]) -> bool:
-    """dnu.is_within on parsed DNs: base's RDNs end rdns (case-insensitively)."""
-    if len(rdns) < len(base):
-        return False
-    tail = rdns[len(rdns) - len(base):]
-    return all(a.lower() == b.lower() and v.lower() == w.lower()
-               for (a, v), (b, w) in zip(tail, base))
+        if name.is_within(old):
+            address = name.rebase(old, dnu.parse(new_c)).spelled
+        # the order only makes the output stable: the spelling, case folded, sorts it
+        return _Placed(entry, in_config, address, name.parts[0][1] if name else "",
+                       (not in_config, len(name), name.spelled.lower()))
 
 
 def _in(dn: str, base: str) -> bool:

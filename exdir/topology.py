@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import dn as dnu
+from . import legacydn
 from .errors import InputError
 
 #: Version classes of Exchange servers, as parse_version names them; the one list of
@@ -158,7 +159,7 @@ class Topology:
             self._by_dn[dnu.key(obj.dn)] = obj  # type: ignore[attr-defined]
             legacy = getattr(obj, "legacy_dn", None)
             if legacy:
-                self._by_legacy.setdefault(legacy.lower(), obj)
+                self._by_legacy.setdefault(legacydn.key(legacy), obj)
 
     # -- lookups ------------------------------------------------------------------
     def by_dn(self, dn: str) -> object | None:
@@ -168,7 +169,7 @@ class Topology:
             return None
 
     def by_legacy_dn(self, value: str) -> object | None:
-        return self._by_legacy.get(value.lower())
+        return self._by_legacy.get(legacydn.key(value))
 
     def server(self, name_or_dn: str) -> ExchangeServer | None:
         found = self.by_dn(name_or_dn) if "=" in name_or_dn else None
