@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from exdir.errors import InputError
 from exdir.ldif_in import parse, read_plan
-from exdir.ldif_out import comment_lines, fold, render, value_line
+from exdir.ldif_out import comment_lines, entry_record, fold, render, value_line
 from exdir.plan import Add, Delete, Mod, Modify, Plan, Rename
 from tests.servers.slapd import ci_required, find_tool
 from tests.test_plan import SMITH, design_plan, plans
@@ -142,6 +142,22 @@ def test_fold_at_76_without_trailing_spaces() -> None:
     assert all(not p.endswith(" ") and len(p) <= 76 for p in parts)
     assert "".join(p[1:] if i else p for i, p in enumerate(parts)) == spaced
     assert fold("short") == ["short"]
+
+
+def test_entry_records_fold_by_width_and_end_with_a_blank_line() -> None:
+    """The one entry writer of saves and lab output: the dn line first, a line per value
+    in the order given (base64 by value_line's rule), folded at the width unless None."""
+    long = "x" * 100
+    folded = entry_record("CN=a,DC=x", [("description", [long, " lead"]), ("cn", ["a"])])
+    assert folded.endswith("\n\n") and not folded.endswith("\n\n\n")
+    lines = folded[:-2].split("\n")
+    assert lines[0] == "dn: CN=a,DC=x" and all(len(line) <= 76 for line in lines)
+    assert lines[1] == ("description: " + long)[:76] and lines[2].startswith(" ")
+    assert lines[3] == "description:: IGxlYWQ=" and lines[4] == "cn: a"
+    flat = entry_record("CN=a,DC=x", [("description", [long])], width=None)
+    assert flat == f"dn: CN=a,DC=x\ndescription: {long}\n\n"
+    added = parse(folded.replace("dn: CN=a,DC=x", "dn: CN=a,DC=x\nchangetype: add", 1))
+    assert added.changes[0].attributes == (("description", (long, " lead")), ("cn", ("a",)))
 
 
 def test_comments_wrap_at_words() -> None:

@@ -161,6 +161,9 @@ def test_values_are_canonical_by_schema() -> None:
     (lambda: Mod("add", "description", ("\udc80",)), "not valid Unicode"),
     (lambda: Modify("not a dn", (), "r"), "malformed DN"),
     (lambda: Modify("", (), "r"), "empty or missing DN"),
+    (lambda: Modify("   ", (), "r"), "empty or missing DN"),
+    (lambda: Modify(None, (), "r"), "empty or missing DN"),  # type: ignore[arg-type]
+    (lambda: Modify("<GUID=0a1b>", (), "r"), "empty or missing DN"),  # a GUID, no name
     (lambda: Rename("CN=a,DC=x", "CN=b,DC=y", None, "r"), "must be one RDN"),
     (lambda: Add("CN=a,DC=x", (), "r"), "at least one attribute"),
     (lambda: Add("CN=a,DC=x", (("cn", ()),), "r"), "has no values"),

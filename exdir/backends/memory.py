@@ -77,15 +77,20 @@ class LdifDirectory(Directory):
 
         exdir's own scan over every key with exdir.filters' matcher
         (mock_gaps.MockDit.scan says why not the mock's search)."""
-        base_dn = dnu.normalize(base) if base else self.naming.domain
+        base_dn = self._key(base) if base else self.naming.domain
         matcher = compile_filter(filter, self.connection.server.schema)
         if base_dn not in self._dit:
             return iter(())
         return (self._entry(key, stored, attributes)
                 for key, stored in self._dit.scan(base_dn, scope, matcher))
 
+    def _key(self, dn: str) -> str:
+        """The store's key for dn: its normal form, or the stored spelling of the same
+        name where a multi-valued RDN is written in another order (MockDit.stored_key)."""
+        return self._dit.stored_key(dnu.normalize(dn))
+
     def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
-        key = dnu.normalize(dn)
+        key = self._key(dn)
         stored = self._dit.get(key)
         if stored is None or key in self._dit.implied:
             return None
@@ -123,7 +128,7 @@ class LdifDirectory(Directory):
                 for name, raw in stored.items() if name.lower() != "entrydn"}
 
     def _require(self, dn: str) -> str:
-        key = dnu.normalize(dn)
+        key = self._key(dn)
         if not self._dit.exists(key):
             raise NoSuchEntry(f"{dn}: no such entry", result="noSuchObject", dn=dn)
         return key
@@ -146,11 +151,14 @@ class LdifDirectory(Directory):
         self.dirty = True
 
     def add(self, dn: str, attributes: Mapping[str, Sequence[Value]]) -> None:
-        key = dnu.normalize(dn)
+        key = self._key(dn)
         if self._dit.exists(key):
             raise EntryExists(f"{dn}: an entry with that name already exists",
                               result="entryAlreadyExists", dn=dn)
-        self._dit.require_parent(dn, dnu.parent(key))
+        parent = dnu.parent(key)
+        self._dit.require_parent(dn, parent)
+        if parent:  # under the parent as stored, so the subtree stays one suffix
+            key = dnu.join(dnu.rdn(key), self._dit.stored_key(parent))
         state = apply_mods(dn, {}, [SimpleMod("add", a, tuple(v)) for a, v in attributes.items()])
         names = {a.lower(): a for a in attributes}
         for rdn_attr, rdn_val in dnu.rdn_avas(key):
@@ -173,7 +181,7 @@ class LdifDirectory(Directory):
     def rename(self, dn: str, new_rdn: str, new_superior: str | None = None) -> str:
         """Move the entry and its subtree; DN references follow, as on AD."""
         key = self._require(dn)
-        parent = dnu.normalize(new_superior) if new_superior else dnu.parent(key)
+        parent = self._key(new_superior) if new_superior else dnu.parent(key)
         if new_superior:
             self._dit.require_parent(dn, parent, "the new parent", new_superior)
         new_key = dnu.join(new_rdn, parent)
