@@ -15,6 +15,13 @@ bundled samples (samples/make_samples.py), so both follow one set of rules.
 Each entry lists its object classes with their whole superclass chain, taken from
 exdir.schema, and only attributes exdir.schema (or OpenLDAP's core schemas) knows,
 so every output loads into the lab slapd as well as into the in-memory directory.
+Each entry also holds what Exchange's schema requires of its classes (an MTA's
+mTALocalDesig and transfer times, a store's deliveryMechanism) and sits under a
+parent its class's possSuperiors allow, so the output loads into an Active
+Directory extended with Exchange's real schema too: parents come before children,
+and the few references to a later entry (a server's msExchResponsibleMTAServer
+names its own child MTA) need a loader that adds DN-valued attributes in a second
+pass, as Active Directory refuses a reference to an object not there yet.
 """
 from __future__ import annotations
 
@@ -84,6 +91,13 @@ DIRECTION_FROM_EXCHANGE = 2
 ACTIVATION_NEVER = 0
 ACTIVATION_SCHEDULED = 1
 ACTIVATION_ALWAYS = 2
+#: What Exchange's schema makes every MTA hold (mTA's mustContain): mTALocalDesig,
+#: the server's name, and the transfer retry interval and timeout in minutes.
+MTA_TRANS_RETRY_MINS = 5
+MTA_TRANS_TIMEOUT_MINS = 20
+#: deliveryMechanism, which every store must hold (msExchMDB's mustContain):
+#: 0 = MAPI, the store's own delivery.
+DELIVERY_MECHANISM_MAPI = 0
 
 MAILBOXES_PER_SERVER = 2500
 _BLOCK = 1000  # mailboxes per streamed chunk (and per lab group / contact)
@@ -374,8 +388,9 @@ def exchange_root_entries(layout: Layout, *, mixed: bool) -> Iterator[Entry]:
                           ("msExchMixedMode", "TRUE" if mixed else "FALSE"),
                           ("systemFlags", str(SYSTEM_FLAGS_RENAMEABLE))]
     yield container(layout.admin_groups_dn, "Administrative Groups", "msExchAdminGroupContainer")
+    # a recipient policy may only sit in a msExchRecipientPolicyContainer
     policies = f"CN=Recipient Policies,{layout.org_dn}"
-    yield container(policies, "Recipient Policies", "msExchContainer")
+    yield container(policies, "Recipient Policies", "msExchRecipientPolicyContainer")
     yield container(f"CN=Default Policy,{policies}", "Default Policy", "msExchRecipientPolicy",
                      ("description", "Default recipient policy"))
 
@@ -414,6 +429,9 @@ def server_entries(server: Server) -> Iterator[Entry]:
                       ("legacyExchangeDN", server.legacy_dn),
                       ("msExchResponsibleMTAServer", server.mta_dn), renameable]
     yield server.mta_dn, [*classes("mTA"), ("cn", "Microsoft MTA"),
+                          ("mTALocalDesig", server.name),
+                          ("transRetryMins", str(MTA_TRANS_RETRY_MINS)),
+                          ("transTimeoutMins", str(MTA_TRANS_TIMEOUT_MINS)),
                           ("legacyExchangeDN", server.mta_legacy_dn)]
     yield container(server.information_store_dn, "InformationStore", "msExchInformationStore")
     yield container(server.storage_group_dn, "First Storage Group", "msExchStorageGroup",
@@ -421,11 +439,13 @@ def server_entries(server: Server) -> Iterator[Entry]:
     yield server.mailbox_store_dn, [*classes("msExchPrivateMDB"),
                                     ("cn", server.mailbox_store_name),
                                     ("displayName", server.mailbox_store_name),
+                                    ("deliveryMechanism", str(DELIVERY_MECHANISM_MAPI)),
                                     ("legacyExchangeDN", server.mailbox_store_legacy_dn),
                                     renameable]
     yield server.public_store_dn, [*classes("msExchPublicMDB"),
                                    ("cn", server.public_store_name),
                                    ("displayName", server.public_store_name),
+                                   ("deliveryMechanism", str(DELIVERY_MECHANISM_MAPI)),
                                    ("legacyExchangeDN", server.public_store_legacy_dn),
                                    renameable]
     if server.recovery_group:

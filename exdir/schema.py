@@ -69,22 +69,43 @@ _OPENLDAP_MATCHING: dict[Kind, str] = {
 
 @dataclass(frozen=True)
 class AttributeDef:
-    """One attribute: its LDAP name, OID, value kind and whether it holds one value."""
+    """One attribute: its LDAP name, OID, value kind and whether it holds one value.
+
+    om_syntax / attribute_syntax: Active Directory's oMSyntax and attributeSyntax
+    where they are not the kind's (10, an enumeration, on an integer; 2.5.5.5 with
+    22, an IA5 string).  link_id: Exchange's linkID of a linked attribute (even for
+    a forward link, the next odd number for its back link)."""
 
     name: str
     oid: str
     kind: Kind
     single: bool
-    ad_syntax: str | None = None  # the AD syntax OID where it is not the LDAP one
+    ad_syntax: str | None = None  # the LDAP syntax OID where it is not the kind's
+    om_syntax: int | None = None
+    attribute_syntax: str | None = None
+    link_id: int | None = None
 
     @property
     def syntax(self) -> str:
         return self.ad_syntax or _SYNTAX_BY_KIND[self.kind]
 
+    @property
+    def ad_attribute_syntax(self) -> str:
+        return self.attribute_syntax or _AD_SYNTAX[self.kind][0]
+
+    @property
+    def ad_om_syntax(self) -> int:
+        return self.om_syntax if self.om_syntax is not None else _AD_SYNTAX[self.kind][1]
+
+    @property
+    def is_back_link(self) -> bool:
+        return self.link_id is not None and self.link_id % 2 == 1
+
 
 @dataclass(frozen=True)
 class ClassDef:
-    """One object class: name, OID, superior, kind and the attributes it must hold."""
+    """One object class: name, OID, superior (subClassOf), kind, mustContain and
+    possSuperiors (the class's own: AD adds those of its superclasses)."""
 
     name: str
     oid: str
@@ -92,21 +113,56 @@ class ClassDef:
     structural: bool = True
     must: tuple[str, ...] = ()
     superiors: tuple[str, ...] = ()  # possSuperiors on Active Directory
+    auxiliary: bool = False
+
+    @property
+    def category(self) -> int:
+        """objectClassCategory: 1 structural, 2 abstract, 3 auxiliary."""
+        return 3 if self.auxiliary else 1 if self.structural else 2
+
+
+# attributeSyntax / oMSyntax per value kind (MS-ADTS 3.1.1.2.2.2)
+_AD_SYNTAX: dict[Kind, tuple[str, int]] = {
+    "dn": ("2.5.5.1", 127),
+    "string": ("2.5.5.12", 64),
+    "integer": ("2.5.5.9", 2),
+    "boolean": ("2.5.5.8", 1),
+    "octets": ("2.5.5.10", 4),
+}
+OM_ENUMERATION = 10  # oMSyntax of an integer whose values are an enumeration
+SYNTAX_IA5 = "1.3.6.1.4.1.1466.115.121.1.26"
+
+
+def _enum(name: str, oid: str) -> AttributeDef:
+    """A single-valued integer Exchange defines as an enumeration (oMSyntax 10)."""
+    return AttributeDef(name, oid, "integer", True, om_syntax=OM_ENUMERATION)
 
 
 # --- Exchange's own definitions (Microsoft's OIDs; see docs/exchange.md) ----
-# Read from Exchange 2003's schema extension (attributeSchema/classSchema LDIF as
-# published by the OpenChange project) and Microsoft's AD schema pages.
-# msExchRecipientPolicy's real superior is msExchGenericPolicy; we shorten it to
-# top, which only lab servers built from this module see.
+# The facts (attributeID/governsID, attributeSyntax and oMSyntax, isSingleValued,
+# linkID, subClassOf, objectClassCategory, possSuperiors, mustContain) are
+# Exchange 2003's schema extension as OpenChange's Exchange 2003 schema
+# provisioning files carry it; tests/data/exchange_schema_facts.json holds them and
+# tests/test_schema_facts.py compares these tables with it.  Where exdir
+# deliberately defines less than Exchange:
+# - mayContain: Exchange's lists are long; every Exchange class exdir defines may
+#   hold every attribute exdir defines (ad_schema_ldif), no more;
+# - auxiliary classes: only msExchMailStorage and msExchOmaUser (attached to user,
+#   contact and group), not msExchBaseClass, msExchCustomAttributes or the others
+#   Exchange attaches; legacyExchangeDN and proxyAddresses, which msExchBaseClass
+#   carries, are in Active Directory's base schema already;
+# - the schema objects are named by their lDAPDisplayName (CN=homeMDB), not by
+#   Exchange's common names (CN=ms-Exch-Home-MDB);
+# - rangeLower/rangeUpper, searchFlags, schemaIDGUID and security descriptors are
+#   left to the server.
 EXCHANGE_ATTRIBUTES: tuple[AttributeDef, ...] = (
     # recipients
-    AttributeDef("homeMDB", "1.2.840.113556.1.2.244", "dn", True),
+    AttributeDef("homeMDB", "1.2.840.113556.1.2.244", "dn", True, link_id=32),
     AttributeDef("homeMTA", "1.2.840.113556.1.2.171", "dn", True),
     AttributeDef("msExchHomeServerName", "1.2.840.113556.1.4.7000.102.47", "string", True),
     AttributeDef("mailNickname", "1.2.840.113556.1.2.447", "string", True),
-    AttributeDef("publicDelegates", "1.2.840.113556.1.2.238", "dn", False),
-    AttributeDef("altRecipient", "1.2.840.113556.1.2.126", "dn", True),
+    AttributeDef("publicDelegates", "1.2.840.113556.1.2.238", "dn", False, link_id=14),
+    AttributeDef("altRecipient", "1.2.840.113556.1.2.126", "dn", True, link_id=12),
     AttributeDef("targetAddress", "1.2.840.113556.1.2.352", "string", True),
     AttributeDef("msExchOmaAdminWirelessEnable", "1.2.840.113556.1.6.20.1.124", "integer", True),
     AttributeDef("msExchOmaAdminExtendedSettings", "1.2.840.113556.1.6.20.1.126", "string", False),
@@ -118,10 +174,23 @@ EXCHANGE_ATTRIBUTES: tuple[AttributeDef, ...] = (
     AttributeDef("msExchDefaultAdminGroup", "1.2.840.113556.1.4.7000.102.50015", "boolean", True),
     AttributeDef("msExchServerRole", "1.2.840.113556.1.4.7000.102.15006", "integer", True),
     AttributeDef("heuristics", "1.2.840.113556.1.2.452", "integer", True),
-    AttributeDef("deliveryMechanism", "1.2.840.113556.1.2.241", "integer", True),
-    AttributeDef("msExchResponsibleMTAServer", "1.2.840.113556.1.4.7000.102.50033", "dn", True),
+    _enum("deliveryMechanism", "1.2.840.113556.1.2.241"),
+    AttributeDef("msExchResponsibleMTAServer", "1.2.840.113556.1.4.7000.102.50033", "dn", True,
+                 link_id=1030),
+    # what an MTA must hold (mTA's mustContain)
+    AttributeDef("mTALocalDesig", "1.2.840.113556.1.2.271", "string", True, ad_syntax=SYNTAX_IA5,
+                 om_syntax=22, attribute_syntax="2.5.5.5"),
+    AttributeDef("transRetryMins", "1.2.840.113556.1.2.219", "integer", True),
+    AttributeDef("transTimeoutMins", "1.2.840.113556.1.2.220", "integer", True),
+    # what an offline address book must hold (msExchOAB's mustContain)
+    AttributeDef("offLineABStyle", "1.2.840.113556.1.2.390", "integer", True),
+    AttributeDef("offLineABServer", "1.2.840.113556.1.2.392", "dn", True),
+    AttributeDef("offLineABSchedule", "1.2.840.113556.1.2.389", "octets", True),
+    AttributeDef("offLineABContainers", "1.2.840.113556.1.2.391", "dn", False),
+    AttributeDef("msExchOABFolder", "1.2.840.113556.1.4.7000.102.68", "octets", True),
+    AttributeDef("doOABVersion", "1.2.840.113556.1.2.575", "integer", True),
     # Active Directory Connector connection agreements
-    AttributeDef("msExchSynchronizationDirection", "1.2.840.113556.1.4.7000.102.1", "integer", True),
+    _enum("msExchSynchronizationDirection", "1.2.840.113556.1.4.7000.102.1"),
     AttributeDef("msExchServer1NetworkAddress", "1.2.840.113556.1.4.7000.102.3", "string", True),
     AttributeDef("msExchServer2NetworkAddress", "1.2.840.113556.1.4.7000.102.4", "string", True),
     AttributeDef("msExchServer1ExportContainers", "1.2.840.113556.1.4.7000.102.13", "string", False),
@@ -130,40 +199,106 @@ EXCHANGE_ATTRIBUTES: tuple[AttributeDef, ...] = (
     AttributeDef("msExchServer2ImportContainer", "1.2.840.113556.1.4.7000.102.16", "string", True),
     AttributeDef("msExchServer1Flags", "1.2.840.113556.1.4.7000.102.61", "integer", True),
     AttributeDef("msExchServer2Flags", "1.2.840.113556.1.4.7000.102.62", "integer", True),
-    AttributeDef("msExchServer1Type", "1.2.840.113556.1.4.7000.102.23", "integer", True),
-    AttributeDef("msExchServer2Type", "1.2.840.113556.1.4.7000.102.24", "integer", True),
+    _enum("msExchServer1Type", "1.2.840.113556.1.4.7000.102.23"),
+    _enum("msExchServer2Type", "1.2.840.113556.1.4.7000.102.24"),
     AttributeDef("msExchNtdsExportContainers", "1.2.840.113556.1.4.7000.102.33", "dn", False),
     AttributeDef("msExchNtdsImportContainer", "1.2.840.113556.1.4.7000.102.34", "dn", True),
-    AttributeDef("msExchHomeSyncService", "1.2.840.113556.1.4.7000.102.36", "dn", True),
+    AttributeDef("msExchHomeSyncService", "1.2.840.113556.1.4.7000.102.36", "dn", True,
+                 link_id=146),
     AttributeDef("msExchReplicateNow", "1.2.840.113556.1.4.7000.102.53", "boolean", True),
     AttributeDef("activationStyle", "1.2.840.113556.1.2.73", "integer", True),
     AttributeDef("activationSchedule", "1.2.840.113556.1.2.213", "octets", True),
 )
 
-# Classes as Exchange's schema extension defines them (governsID, subClassOf).
-# Exchange's "must contain" lists (deliveryMechanism on stores, transport
-# settings on MTAs) are left out: the lab schema is permissive, see below.
-EXCHANGE_CLASSES: tuple[ClassDef, ...] = (
-    ClassDef("msExchConfigurationContainer", "1.2.840.113556.1.5.176", "container", superiors=("container",)),
-    ClassDef("msExchOrganizationContainer", "1.2.840.113556.1.5.7000.62.50020", "container", superiors=("msExchConfigurationContainer", "container")),
-    ClassDef("msExchAdminGroupContainer", "1.2.840.113556.1.5.7000.62.50019", "container", superiors=("msExchOrganizationContainer",)),
-    ClassDef("msExchAdminGroup", "1.2.840.113556.1.5.7000.62.50011", "top", superiors=("msExchAdminGroupContainer",)),
-    ClassDef("msExchServersContainer", "1.2.840.113556.1.5.7000.62.50013", "container", superiors=("msExchAdminGroup",)),
-    ClassDef("msExchExchangeServer", "1.2.840.113556.1.5.7000.62.50009", "server", superiors=("msExchServersContainer",)),
-    ClassDef("msExchInformationStore", "1.2.840.113556.1.5.7000.62.11001", "container", superiors=("msExchExchangeServer",)),
-    ClassDef("msExchStorageGroup", "1.2.840.113556.1.5.7000.62.11006", "container", superiors=("msExchInformationStore",)),
-    ClassDef("msExchMDB", "1.2.840.113556.1.5.7000.62.11002", "top", superiors=("msExchStorageGroup", "msExchExchangeServer", "container")),
-    ClassDef("msExchPrivateMDB", "1.2.840.113556.1.5.7000.62.11004", "msExchMDB", superiors=("msExchStorageGroup", "container")),
-    ClassDef("msExchPublicMDB", "1.2.840.113556.1.5.7000.62.11005", "msExchMDB", superiors=("msExchStorageGroup", "container")),
-    ClassDef("mTA", "1.2.840.113556.1.3.49", "top", superiors=("msExchExchangeServer", "container")),
-    ClassDef("msExchContainer", "1.2.840.113556.1.5.7000.62.50010", "container", superiors=("msExchOrganizationContainer", "msExchAdminGroup", "msExchConfigurationContainer", "container")),
-    ClassDef("msExchRoutingGroupContainer", "1.2.840.113556.1.5.7000.62.12001", "container", superiors=("msExchAdminGroup",)),
-    ClassDef("msExchRoutingGroup", "1.2.840.113556.1.5.7000.62.12002", "container", superiors=("msExchRoutingGroupContainer",)),
-    ClassDef("msExchRecipientPolicy", "1.2.840.113556.1.5.7000.62.50024", "top", superiors=("container",)),
-    ClassDef("msExchConnectionAgreement", "1.2.840.113556.1.5.7000.62.3", "top", superiors=("container", "organizationalUnit", "msExchContainer")),
-    ClassDef("msExchActiveDirectoryConnector", "1.2.840.113556.1.5.7000.62.4", "top", superiors=("container", "organizationalUnit", "msExchContainer")),
-    ClassDef("msExchOAB", "1.2.840.113556.1.5.7000.62.9", "top", superiors=("container", "msExchContainer")),
+# The back links Active Directory keeps for Exchange's forward links (linkID + 1):
+# the server writes them, on the object the forward link names; nobody else does.
+EXCHANGE_BACK_LINKS: tuple[AttributeDef, ...] = (
+    AttributeDef("homeMDBBL", "1.2.840.113556.1.2.393", "dn", False, link_id=33),
+    AttributeDef("publicDelegatesBL", "1.2.840.113556.1.2.295", "dn", False, link_id=15),
+    AttributeDef("altRecipientBL", "1.2.840.113556.1.2.294", "dn", False, link_id=13),
+    AttributeDef("msExchResponsibleMTAServerBL", "1.2.840.113556.1.4.7000.102.50034", "dn", False,
+                 link_id=1031),
+    AttributeDef("msExchChildSyncAgreements", "1.2.840.113556.1.4.7000.102.37", "dn", False,
+                 link_id=147),  # msExchHomeSyncService's back link
 )
+
+# Classes as Exchange's schema extension defines them.  possSuperiors are the
+# class's own: a class below container (msExchOrganizationContainer and the other
+# container subclasses) also goes where container may, and AD allows a child under
+# any parent one of whose objectClass values is a possible superior.
+EXCHANGE_CLASSES: tuple[ClassDef, ...] = (
+    # Active Directory's base schema has it (ldap3's and Samba's): never exported
+    ClassDef("msExchConfigurationContainer", "1.2.840.113556.1.5.176", "container"),
+    ClassDef("msExchOrganizationContainer", "1.2.840.113556.1.5.7000.62.50020", "container"),
+    ClassDef("msExchAdminGroupContainer", "1.2.840.113556.1.5.7000.62.50019", "container"),
+    ClassDef("msExchAdminGroup", "1.2.840.113556.1.5.7000.62.50011", "top",
+             superiors=("msExchAdminGroupContainer",)),
+    ClassDef("msExchServersContainer", "1.2.840.113556.1.5.7000.62.50013", "container",
+             superiors=("msExchAdminGroup",)),
+    ClassDef("msExchExchangeServer", "1.2.840.113556.1.5.7000.62.50009", "server",
+             superiors=("msExchServersContainer",)),
+    ClassDef("msExchInformationStore", "1.2.840.113556.1.5.7000.62.11001", "container",
+             must=("cn",), superiors=("msExchExchangeServer",)),
+    ClassDef("msExchStorageGroup", "1.2.840.113556.1.5.7000.62.11006", "container",
+             must=("cn",), superiors=("computer",)),
+    ClassDef("msExchMDB", "1.2.840.113556.1.5.7000.62.11002", "top",
+             must=("cn", "deliveryMechanism"),
+             superiors=("computer", "container", "msExchExchangeServer", "msExchStorageGroup")),
+    ClassDef("msExchPrivateMDB", "1.2.840.113556.1.5.7000.62.11004", "msExchMDB",
+             superiors=("computer", "container")),
+    ClassDef("msExchPublicMDB", "1.2.840.113556.1.5.7000.62.11005", "msExchMDB",
+             superiors=("computer", "container")),
+    ClassDef("mTA", "1.2.840.113556.1.3.49", "top",
+             must=("cn", "mTALocalDesig", "transRetryMins", "transTimeoutMins"),
+             superiors=("computer", "container", "msExchExchangeServer")),
+    ClassDef("msExchContainer", "1.2.840.113556.1.5.7000.62.50010", "container",
+             superiors=("msExchAdminGroup",)),
+    ClassDef("msExchRoutingGroupContainer", "1.2.840.113556.1.5.7000.62.12001", "container",
+             superiors=("msExchAdminGroup",)),
+    ClassDef("msExchRoutingGroup", "1.2.840.113556.1.5.7000.62.12002", "container",
+             superiors=("msExchRoutingGroupContainer",)),
+    # CN=Recipient Policies is a msExchRecipientPolicyContainer, the only place a
+    # recipient policy may be
+    ClassDef("msExchGenericPolicyContainer", "1.2.840.113556.1.5.7000.62.50021", "top"),
+    ClassDef("msExchRecipientPolicyContainer", "1.2.840.113556.1.5.7000.62.50023",
+             "msExchGenericPolicyContainer", superiors=("msExchOrganizationContainer",)),
+    ClassDef("msExchGenericPolicy", "1.2.840.113556.1.5.7000.62.50022", "top"),
+    ClassDef("msExchRecipientPolicy", "1.2.840.113556.1.5.7000.62.50024", "msExchGenericPolicy",
+             superiors=("msExchRecipientPolicyContainer",)),
+    ClassDef("msExchConnectionAgreement", "1.2.840.113556.1.5.7000.62.3", "top",
+             superiors=("container", "organizationalUnit")),
+    ClassDef("msExchActiveDirectoryConnector", "1.2.840.113556.1.5.7000.62.4", "top",
+             superiors=("container", "organizationalUnit")),
+    ClassDef("msExchOAB", "1.2.840.113556.1.5.7000.62.9", "top",
+             must=("doOABVersion", "msExchOABFolder", "offLineABContainers", "offLineABSchedule",
+                   "offLineABServer", "offLineABStyle"),
+             superiors=("container",)),
+)
+
+# Auxiliary classes carrying recipient attributes on user, contact and group, as
+# Exchange's extension does (msExchMailStorage, msExchOmaUser; msExchBaseClass's
+# legacyExchangeDN and proxyAddresses are in the base schema already).  Exchange
+# puts publicDelegates, altRecipient and their back links in mailRecipient; exdir
+# adds them to msExchMailStorage instead of modifying a base class's mayContain.
+AD_RECIPIENT_AUX: tuple[tuple[ClassDef, tuple[str, ...]], ...] = (
+    (ClassDef("msExchMailStorage", "1.2.840.113556.1.5.7000.62.5", "top", auxiliary=True),
+     ("homeMDB", "homeMTA", "msExchHomeServerName", "msExchMailboxGuid", "mailNickname",
+      "publicDelegates", "altRecipient", "targetAddress", "msExchADCGlobalNames",
+      "publicDelegatesBL", "altRecipientBL")),
+    (ClassDef("msExchOmaUser", "1.2.840.113556.1.6.20.2.31", "top", auxiliary=True),
+     ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")),
+)
+AD_RECIPIENT_CLASSES: tuple[str, ...] = ("user", "contact", "group")
+
+
+def class_definition(name: str) -> ClassDef | None:
+    """exdir's definition of an Exchange class (auxiliaries included), by name."""
+    wanted = name.lower()
+    for c in (*EXCHANGE_CLASSES, *(aux for aux, _ in AD_RECIPIENT_AUX)):
+        if c.name.lower() == wanted:
+            return c
+    return None
+
 
 # --- Active Directory base definitions our data uses (taken from ldap3's AD schema) --
 AD_BASE_ATTRIBUTES: tuple[str, ...] = (
@@ -212,7 +347,7 @@ def _attributes() -> dict[str, AttributeDef]:
     for name in AD_BASE_ATTRIBUTES:
         d = _from_ad(name)
         known[d.name.lower()] = d
-    for d in EXCHANGE_ATTRIBUTES:
+    for d in (*EXCHANGE_ATTRIBUTES, *EXCHANGE_BACK_LINKS):
         known[d.name.lower()] = d
     return known
 
@@ -259,7 +394,8 @@ def dn_attributes() -> frozenset[str]:
 
     Every DN-syntax attribute of the AD base schema and of Exchange's: on Active
     Directory each of them follows a renamed object.  distinguishedName and
-    objectCategory excluded: the server owns them.
+    objectCategory excluded: the server owns them; so are Exchange's back links
+    (homeMDBBL…), which only the server writes.
     """
     names = {n.lower() for a in _ad_schema().attribute_types.values()
              if a.syntax == SYNTAX_DN for n in a.name}
@@ -305,7 +441,7 @@ def ldap3_schema(extra_attributes: Iterable[str] = (), extra_classes: Iterable[s
     have_classes = {n.lower() for n in _ad_schema().object_classes}
     attrs = raw["raw"]["attributeTypes"]
     classes = raw["raw"]["objectClasses"]
-    for d in EXCHANGE_ATTRIBUTES:
+    for d in (*EXCHANGE_ATTRIBUTES, *EXCHANGE_BACK_LINKS):
         if d.name.lower() not in have_attrs:
             attrs.append(_rfc4512_attribute(d))
             have_attrs.add(d.name.lower())
@@ -398,42 +534,74 @@ def openldap_schema_ldif() -> str:
 
 # --- Active Directory (and Samba AD) schema extension ---------------------------------
 
-# attributeSyntax / oMSyntax per value kind (MS-ADTS 3.1.1.2.2.2)
-_AD_SYNTAX: dict[Kind, tuple[str, int]] = {
-    "dn": ("2.5.5.1", 127),
-    "string": ("2.5.5.12", 64),
-    "integer": ("2.5.5.9", 2),
-    "boolean": ("2.5.5.8", 1),
-    "octets": ("2.5.5.10", 4),
-}
 _DN_OM_OBJECT_CLASS = "KwwCh3McAIVK"  # 1.3.12.2.1011.28.0.714, base64 (Object(DS-DN))
-# Linked attributes: forward link and the back link AD keeps for it.
-AD_LINKS: dict[str, str] = {"homeMDB": "homeMDBBL"}
-AD_BACKLINK_OIDS: dict[str, str] = {"homeMDBBL": "1.2.840.113556.1.2.393"}
-# Auxiliary classes carrying recipient attributes on user, contact and group, as
-# Exchange's extension does (msExchMailStorage, msExchOmaUser; msExchBaseClass's
-# legacyExchangeDN and proxyAddresses are in the base schema already).
-AD_RECIPIENT_AUX: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("msExchMailStorage", "1.2.840.113556.1.5.7000.62.5",
-     ("homeMDB", "homeMTA", "msExchHomeServerName", "msExchMailboxGuid", "mailNickname",
-      "publicDelegates", "altRecipient", "targetAddress", "msExchADCGlobalNames")),
-    ("msExchOmaUser", "1.2.840.113556.1.6.20.2.31",
-     ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")),
-)
-AD_RECIPIENT_CLASSES: tuple[str, ...] = ("user", "contact", "group")
+
+
+def back_link(forward: str) -> AttributeDef | None:
+    """The back link of a forward link (linkID + 1), where exdir defines it."""
+    d = attribute(forward)
+    if d is None or d.link_id is None or d.is_back_link:
+        return None
+    return next((b for b in EXCHANGE_BACK_LINKS if b.link_id == d.link_id + 1), None)
 
 
 def _ad_cn(name: str) -> str:
     return name  # the lDAPDisplayName as CN: unique, and readable in ADSI Edit
 
 
+def _export_order(classes: Iterable[ClassDef]) -> list[ClassDef]:
+    """Classes with each one's superclass and possible superiors before it."""
+    pending = list(classes)
+    names = {c.name for c in pending}
+    placed: set[str] = set()
+    ordered: list[ClassDef] = []
+    while pending:
+        ready = [c for c in pending
+                 if all(n not in names or n in placed for n in (c.sup, *c.superiors))]
+        if not ready:  # pragma: no cover - a cycle would be a bug in the tables
+            raise RuntimeError("cycle in class superiors")
+        for c in ready:
+            ordered.append(c)
+            placed.add(c.name)
+            pending.remove(c)
+    return ordered
+
+
+def _ad_attribute(d: AttributeDef, schema_nc: str) -> list[str]:
+    out = [f"dn: CN={_ad_cn(d.name)},{schema_nc}", "changetype: add",
+           "objectClass: top", "objectClass: attributeSchema",
+           f"cn: {_ad_cn(d.name)}", f"attributeID: {d.oid}", f"lDAPDisplayName: {d.name}",
+           f"attributeSyntax: {d.ad_attribute_syntax}", f"oMSyntax: {d.ad_om_syntax}",
+           f"isSingleValued: {'TRUE' if d.single else 'FALSE'}"]
+    if d.kind == "dn":
+        out.append(f"oMObjectClass:: {_DN_OM_OBJECT_CLASS}")
+    if d.link_id is not None:
+        out.append(f"linkID: {d.link_id}")
+    if d.is_back_link:
+        out.append("systemOnly: TRUE")
+    return [*out, ""]
+
+
+def _ad_class(c: ClassDef, schema_nc: str, may: Iterable[str]) -> list[str]:
+    return [f"dn: CN={_ad_cn(c.name)},{schema_nc}", "changetype: add",
+            "objectClass: top", "objectClass: classSchema", f"cn: {_ad_cn(c.name)}",
+            f"governsID: {c.oid}", f"lDAPDisplayName: {c.name}", f"subClassOf: {c.sup}",
+            f"objectClassCategory: {c.category}",
+            *[f"possSuperiors: {p}" for p in c.superiors],
+            *[f"mustContain: {m}" for m in c.must],
+            *[f"mayContain: {m}" for m in may if m not in c.must], ""]
+
+
 def ad_schema_ldif(schema_nc: str) -> str:
     """The Exchange subset as AD attributeSchema/classSchema change records.
 
     For extending a lab forest (Windows or Samba AD) with `ldapmodify`: new
-    attributes, `schemaUpdateNow`, back links, auxiliary classes attached to
-    user/contact/group, then the Exchange configuration classes.  Attributes the
-    base schema already has (legacyExchangeDN, proxyAddresses…) are not added.
+    attributes with Exchange's syntaxes and linkIDs, `schemaUpdateNow`, the back
+    links, the auxiliary classes attached to user/contact/group, then the Exchange
+    configuration classes (superclasses and possible superiors first) with their
+    real subClassOf, possSuperiors and mustContain.  Attributes and classes the
+    base schema already has (legacyExchangeDN, msExchConfigurationContainer…)
+    are not added.
     """
     def update_now() -> list[str]:
         return ["dn:", "changetype: modify", "add: schemaUpdateNow", "schemaUpdateNow: 1", "-", ""]
@@ -443,51 +611,27 @@ def ad_schema_ldif(schema_nc: str) -> str:
     out: list[str] = ["version: 1", "",
                       "# Exchange attributes exdir uses (Microsoft's OIDs), for a lab forest", ""]
     for d in new_attrs:
-        syntax, om = _AD_SYNTAX[d.kind]
-        out += [f"dn: CN={_ad_cn(d.name)},{schema_nc}", "changetype: add",
-                "objectClass: top", "objectClass: attributeSchema",
-                f"cn: {_ad_cn(d.name)}", f"attributeID: {d.oid}", f"lDAPDisplayName: {d.name}",
-                f"attributeSyntax: {syntax}", f"oMSyntax: {om}",
-                f"isSingleValued: {'TRUE' if d.single else 'FALSE'}"]
-        if d.kind == "dn":
-            out.append(f"oMObjectClass:: {_DN_OM_OBJECT_CLASS}")
-        if d.name in AD_LINKS:
-            out.append("linkID: 1.2.840.113556.1.2.50")  # the server allocates a link pair
-        out.append("")
+        out += _ad_attribute(d, schema_nc)
     out += ["# make the new attributes usable before the back links and classes"] + update_now()
-    for forward, back in AD_LINKS.items():
-        out += [f"dn: CN={_ad_cn(back)},{schema_nc}", "changetype: add",
-                "objectClass: top", "objectClass: attributeSchema", f"cn: {_ad_cn(back)}",
-                f"attributeID: {AD_BACKLINK_OIDS[back]}", f"lDAPDisplayName: {back}",
-                "attributeSyntax: 2.5.5.1", "oMSyntax: 127",
-                f"oMObjectClass:: {_DN_OM_OBJECT_CLASS}", "isSingleValued: FALSE",
-                f"linkID: {forward}", "systemOnly: TRUE", ""]
+    for d in EXCHANGE_BACK_LINKS:
+        if d.name.lower() not in have:
+            out += _ad_attribute(d, schema_nc)
     out += update_now()
-    for name, oid, may in AD_RECIPIENT_AUX:
-        out += [f"dn: CN={_ad_cn(name)},{schema_nc}", "changetype: add",
-                "objectClass: top", "objectClass: classSchema", f"cn: {_ad_cn(name)}",
-                f"governsID: {oid}", f"lDAPDisplayName: {name}", "subClassOf: top",
-                "objectClassCategory: 3", *[f"mayContain: {m}" for m in may], ""]
+    for aux, may in AD_RECIPIENT_AUX:
+        out += _ad_class(aux, schema_nc, may)
     out += update_now()
     for cls in AD_RECIPIENT_CLASSES:
         out += [f"dn: CN={_ad_class_cn(cls)},{schema_nc}", "changetype: modify",
-                "add: auxiliaryClass", *[f"auxiliaryClass: {name}" for name, _, _ in
+                "add: auxiliaryClass", *[f"auxiliaryClass: {aux.name}" for aux, _ in
                                          AD_RECIPIENT_AUX], "-", ""]
     out += update_now()
     have_classes = {n.lower() for n in _ad_schema().object_classes}
     # the back links too: AD keeps homeMDBBL on a store, and refuses every later
     # modify of an object holding an attribute its classes do not allow
-    may_all = sorted({d.name for d in EXCHANGE_ATTRIBUTES} | {"legacyExchangeDN", "serialNumber"}
-                     | set(AD_LINKS.values()))
-    for c in EXCHANGE_CLASSES:
-        if c.name.lower() in have_classes:
-            continue
-        out += [f"dn: CN={_ad_cn(c.name)},{schema_nc}", "changetype: add",
-                "objectClass: top", "objectClass: classSchema", f"cn: {_ad_cn(c.name)}",
-                f"governsID: {c.oid}", f"lDAPDisplayName: {c.name}", f"subClassOf: {c.sup}",
-                f"objectClassCategory: {1 if c.structural else 2}",
-                *[f"possSuperiors: {p}" for p in c.superiors],
-                *[f"mayContain: {m}" for m in may_all], ""]
+    may_all = sorted({d.name for d in (*EXCHANGE_ATTRIBUTES, *EXCHANGE_BACK_LINKS)}
+                     | {"legacyExchangeDN", "serialNumber"})
+    for c in _export_order(c for c in EXCHANGE_CLASSES if c.name.lower() not in have_classes):
+        out += _ad_class(c, schema_nc, may_all)
     out += update_now()
     return "\n".join(out)
 

@@ -427,7 +427,8 @@ AD_OWNED = frozenset(a.lower() for a in (
     "sAMAccountName", "sAMAccountType", "userAccountControl", "primaryGroupID",
     "pwdLastSet", "accountExpires", "badPwdCount", "badPasswordTime", "lastLogon",
     "lastLogoff", "logonCount", "codePage", "countryCode", "homeMDBBL", "memberOf",
-    "replPropertyMetaData"))
+    "publicDelegatesBL", "altRecipientBL", "msExchResponsibleMTAServerBL",
+    "msExchChildSyncAgreements", "replPropertyMetaData"))
 
 
 def data_state(directory: Directory, roots: list[str], vocabulary: set[str]

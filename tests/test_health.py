@@ -163,8 +163,10 @@ def seed(directory: Directory) -> Seeded:
     old_store = f"CN=Old Store ({first.name}),{home_store.storage_group}"
     old_mta = f"CN=Old MTA,{first.dn}"
     directory.add(old_store, {"objectClass": ["top", "msExchMDB", "msExchPrivateMDB"],
-                              "cn": [f"Old Store ({first.name})"]})
-    directory.add(old_mta, {"objectClass": ["top", "mTA"], "cn": ["Old MTA"]})
+                              "cn": [f"Old Store ({first.name})"], "deliveryMechanism": ["0"]})
+    directory.add(old_mta, {"objectClass": ["top", "mTA"], "cn": ["Old MTA"],
+                            "mTALocalDesig": [first.name], "transRetryMins": ["5"],
+                            "transTimeoutMins": ["20"]})
     dangling = box("dangling", 1)
     write(directory, dangling.dn, replace("homeMDB", old_store), replace("homeMTA", old_mta))
     directory.delete(old_store)

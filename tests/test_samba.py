@@ -35,6 +35,8 @@ from tests.servers.samba import (
     SambaDC,
     SambaLab,
     join_dc,
+    load_entries,
+    parse_ldif_entries,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -117,6 +119,99 @@ def test_fresh_samba_accepted_the_schema_export(samba_lab: SambaLab, samba_facto
     assert forward % 2 == 0 and back == forward + 1  # a real link pair, allocated by the DC
     assert {"msExchMailStorage", "msExchOmaUser"} <= user_aux
     assert {c.name for c in schema.EXCHANGE_CLASSES} <= classes
+
+
+# Exchange's linkIDs, as the forest holds them after the export (issue 12).
+REAL_LINK_IDS = {"homeMDB": 32, "homeMDBBL": 33, "publicDelegates": 14, "publicDelegatesBL": 15,
+                 "altRecipient": 12, "altRecipientBL": 13, "msExchResponsibleMTAServer": 1030,
+                 "msExchResponsibleMTAServerBL": 1031, "msExchHomeSyncService": 146,
+                 "msExchChildSyncAgreements": 147}
+
+
+def test_forest_holds_exchanges_schema_facts(samba_factory) -> None:  # type: ignore[no-untyped-def]
+    """What the DC made of the export: Exchange's linkIDs, enumerations, mustContain,
+    subClassOf and possSuperiors, read back from the schema NC."""
+    dc: SambaDC = samba_factory(None)
+    with dc.connection() as conn:
+        conn.search(SCHEMA_DN, "(objectClass=attributeSchema)", attributes=[
+            "lDAPDisplayName", "linkID", "oMSyntax"])
+        attrs = {_first(e, "lDAPDisplayName"): e for e in conn.response
+                 if e.get("type") == "searchResEntry"}
+        conn.search(SCHEMA_DN, "(objectClass=classSchema)", attributes=[
+            "lDAPDisplayName", "subClassOf", "mustContain", "possSuperiors"])
+        classes = {_first(e, "lDAPDisplayName"): e["raw_attributes"] for e in conn.response
+                   if e.get("type") == "searchResEntry"}
+    assert {n: int(_first(attrs[n], "linkID")) for n in REAL_LINK_IDS} == REAL_LINK_IDS
+    for name in ("deliveryMechanism", "msExchSynchronizationDirection", "msExchServer1Type",
+                 "msExchServer2Type"):
+        assert _first(attrs[name], "oMSyntax") == "10", name
+
+    def values(cls: str, name: str) -> set[str]:
+        return {v.decode() for v in classes[cls].get(name, [])}
+    assert values("mTA", "mustContain") >= {"transTimeoutMins", "transRetryMins", "mTALocalDesig"}
+    assert values("msExchMDB", "mustContain") >= {"deliveryMechanism"}
+    assert values("msExchRecipientPolicy", "subClassOf") == {"msExchGenericPolicy"}
+    assert values("msExchRecipientPolicy", "possSuperiors") == {"msExchRecipientPolicyContainer"}
+
+
+def _lab_output() -> str:
+    from exdir import lab
+
+    return "".join(lab.generate(60, admin_groups=3, adc=True, seed=12))
+
+
+def _ntds_settings(dn: str, attrs: dict) -> bool:  # type: ignore[type-arg]
+    """A domain controller's NTDS Settings: AD creates nTDSDSA objects itself when a DC
+    is promoted and refuses them to every LDAP client (a system-only class)."""
+    return any(_text(c).lower() == "ntdsdsa" for c in attrs.get("objectClass", []))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@pytest.mark.parametrize("name", ["fabrikam", "fabrikam-multidc", "fabrikam-mixed", "lab"])
+def test_samples_and_lab_output_load_with_the_real_schema(name: str, samba_factory  # type: ignore[no-untyped-def]
+                                                          ) -> None:
+    """Every entry of every sample and of a `lab generate` organisation is accepted,
+    unchanged, by a DC whose schema checks are all on (mustContain, possSuperiors,
+    references to existing objects, no relax control) — save the NTDS Settings of
+    domain controllers that do not run here, which AD refuses to anyone."""
+    text = (_lab_output() if name == "lab"
+            else (ROOT / "samples" / f"{name}.ldif").read_text(encoding="utf-8"))
+    entries = parse_ldif_entries(text)
+    dc: SambaDC = samba_factory(None)
+    with dc.connection() as conn:
+        loaded = load_entries(conn, entries, (DOMAIN_DN, CONFIG_DN), may_refuse=_ntds_settings)
+    assert len(loaded.added) + len(loaded.existing) + len(loaded.refused) == len(entries)
+    # only other DCs' NTDS Settings, for the reason AD gives
+    assert all(_ntds_settings(dn, entries[dn]) for dn in loaded.refused), loaded.refused
+    assert all("system-only" in why for why in loaded.refused.values()) or not loaded.refused, \
+        loaded.refused
+    expected_refused = {dnu.key(dn) for dn in entries if _ntds_settings(dn, entries[dn])
+                        and "CN=DC1," not in dn}
+    assert {dnu.key(dn) for dn in loaded.refused} == expected_refused
+    # the objects the real schema is strict about were added, not found
+    added = {dnu.key(d) for d in loaded.added}
+    for dn in entries:
+        if dn.startswith(("CN=Microsoft MTA,", "CN=Recipient Policies,", "CN=Default Policy,",
+                          "CN=Mailbox Store", "CN=Public Folder Store")):
+            assert dnu.key(dn) in added, dn
+    directory = open_url(dc.url, dc.bind_dn, dc.password)
+    try:
+        # a server names its own MTA, written in the loader's second pass; AD keeps
+        # the back link on the MTA
+        servers = list(directory.search(CONFIG_DN, "(objectClass=msExchExchangeServer)",
+                                        ("msExchResponsibleMTAServer",)))
+        assert servers
+        for server in servers:
+            mta = server.text("msExchResponsibleMTAServer") or ""
+            assert dnu.key(dnu.parent(mta)) == dnu.key(server.dn)
+            found = directory.read(mta, ("msExchResponsibleMTAServerBL", "mTALocalDesig"))
+            assert found is not None and found.get("msExchResponsibleMTAServerBL")
+            assert found.text("mTALocalDesig") == dnu.rdn_value(server.dn)
+    finally:
+        directory.close()
 
 
 def _first(item: dict, name: str) -> str:  # type: ignore[type-arg]

@@ -38,7 +38,8 @@ ALLOWED_CLASSES = frozenset(c.lower() for c in (
     "msExchAdminGroupContainer", "msExchAdminGroup", "msExchServersContainer",
     "msExchExchangeServer", "msExchInformationStore", "msExchStorageGroup", "msExchMDB",
     "msExchPrivateMDB", "msExchPublicMDB", "mTA", "msExchContainer",
-    "msExchRoutingGroupContainer", "msExchRoutingGroup", "msExchRecipientPolicy",
+    "msExchRoutingGroupContainer", "msExchRoutingGroup", "msExchGenericPolicyContainer",
+    "msExchRecipientPolicyContainer", "msExchGenericPolicy", "msExchRecipientPolicy",
     "msExchConnectionAgreement", "msExchActiveDirectoryConnector"))
 # Attributes slapd's core, cosine and inetorgperson schemas define that the data uses.
 OPENLDAP_CORE = frozenset(a.lower() for a in (
@@ -391,6 +392,11 @@ def _check_classes(e: Entry, r: Report) -> None:
         leaves.discard(sup)  # type: ignore[arg-type]
     if "top" not in classes or len(leaves) != 1:
         r.add(e.dn, f"objectClass must be one whole chain from top, got {sorted(classes)}")
+    for c in sorted(classes):  # Exchange's mustContain, as a real AD enforces it
+        definition = schema.class_definition(c)
+        missing = [m for m in definition.must if m.lower() not in e.attrs] if definition else []
+        if missing:
+            r.add(e.dn, f"objectClass {c} without its required {', '.join(missing)}")
 
 
 def _check_attributes(e: Entry, r: Report) -> None:

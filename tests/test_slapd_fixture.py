@@ -125,8 +125,10 @@ def test_renaming_a_parent_leaves_dn_references_stale(slapd_factory: MakeSlapd) 
     server = slapd_factory(DATA + f"""
 dn: {STORE}
 objectClass: top
+objectClass: msExchMDB
 objectClass: msExchPrivateMDB
 cn: Mailbox Store (EX1)
+deliveryMechanism: 0
 """)
     overlays = server.ldapsearch("(objectClass=olcOverlayConfig)", ["dn"],
                                  base="cn=config", config=True)

@@ -506,6 +506,8 @@ class LoadResult:
     existing: list[str] = field(default_factory=list)
     # existing entries whose data-defined values differ from the server's: dn -> attributes
     differing: dict[str, list[str]] = field(default_factory=dict)
+    # entries the caller let the server refuse (may_refuse): dn -> the server's reason
+    refused: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -519,7 +521,9 @@ def _is_dn_valued(attribute: str) -> bool:
     return kind_of(attribute) == "dn"
 
 
-def load_entries(conn: Connection, entries: Entries, bases: Sequence[str]) -> LoadResult:
+def load_entries(conn: Connection, entries: Entries, bases: Sequence[str],
+                 may_refuse: Callable[[str, dict[str, list[str | bytes]]], bool] | None = None
+                 ) -> LoadResult:
     """Add an organisation to a running AD, in the two passes AD needs.
 
     AD refuses a DN-valued attribute naming an object that does not exist yet
@@ -527,7 +531,9 @@ def load_entries(conn: Connection, entries: Entries, bases: Sequence[str]) -> Lo
     parents first without their DN-valued attributes, then one modify per entry
     adds them.  Entries the server already has (the domain head, CN=Configuration,
     the DC's own site objects…) are read in bulk first and left alone: AD refuses
-    to add them again, and their values are the server's.
+    to add them again, and their values are the server's.  The schema checks stay
+    on (no relax control): a refused entry raises SambaError, unless may_refuse
+    says the server may refuse that one (recorded in LoadResult.refused).
     """
     began = time.monotonic()
     result = LoadResult()
@@ -550,6 +556,10 @@ def load_entries(conn: Connection, entries: Entries, bases: Sequence[str]) -> Lo
         classes = next((v for a, v in plain.items() if a.lower() == "objectclass"), [])
         rest = {a: v for a, v in plain.items() if a.lower() != "objectclass"}
         if not conn.add(dn, [c.decode() if isinstance(c, bytes) else c for c in classes], rest):
+            if may_refuse is not None and may_refuse(dn, attrs):
+                result.refused[dn] = (f"{conn.result.get('description')} "
+                                      f"({conn.result.get('message', '').strip()})")
+                continue
             raise SambaError(f"adding {dn}: {conn.result.get('description')} "
                              f"({conn.result.get('message', '').strip()})")
         result.added.append(dn)
