@@ -17,7 +17,8 @@ from .findings import Finding
 from .health import audit as audit_findings
 from .health import mailbox_findings, reverted_findings
 from .legacydn import check_value
-from .move import MovePlan, Target, plan_move, resolve_mailboxes, resolve_store
+from .move import (MovePlan, Target, check_home_mta, home_mta_dn, plan_move, resolve_mailboxes,
+                   resolve_store)
 from .plan import Plan
 from .readers.recipients import (find_object, holders, read_affected, read_mailboxes,
                                  read_moved, read_recipients, read_value_context)
@@ -115,11 +116,16 @@ class PlannedMove(Planned):
 
 
 def move(directory: Directory, identities: Sequence[str], to: str, *,
-         assume_version: str | None = None, keep_legacydn: bool = False) -> PlannedMove:
-    """`exdir move MAILBOX... --to STORE`: the plan; the ADC gate is met by the apply
-    engine (a move plan given to `exdir apply` meets it too)."""
+         assume_version: str | None = None, keep_legacydn: bool = False,
+         home_mta: str | None = None) -> PlannedMove:
+    """`exdir move MAILBOX... --to STORE [--home-mta DN]`: the plan; the ADC gate is met
+    by the apply engine (a move plan given to `exdir apply` meets it too)."""
     topology = read_topology(directory)
-    target = resolve_store(topology, to, assume_version)
+    mta = None
+    if home_mta is not None:
+        found = directory.read(home_mta_dn(home_mta), ("objectClass",))
+        mta = check_home_mta(topology, home_mta, found)
+    target = resolve_store(topology, to, assume_version, mta)
     resolved, notes = resolve_mailboxes(identities, read_mailboxes(directory, identities))
     moved = plan_move(topology, resolved, target, directory.naming, keep_legacydn=keep_legacydn)
     skipped = [m for m in moved.moves if not m.planned]
