@@ -47,7 +47,7 @@ def _quote(text: str) -> str:
 def _adc_running(topology: Topology) -> bool:
     """Mixed mode with connection agreements: `exdir move` refuses same-group moves
     unless told the ADC is stopped, so the fix must say so."""
-    return topology.organization.mixed_mode and bool(topology.agreements)
+    return topology.organization.might_be_mixed and bool(topology.agreements)
 
 
 def _move_fix(topology: Topology, who: str, target: str) -> str:
@@ -256,10 +256,12 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
         if is_adc_disabled(value):
             if not org.mixed_mode:
                 # no X500 of the marker: it is not an address anything was sent to
+                unknown = (" (msExchMixedMode is not set: if the organisation is still "
+                           "mixed, this is normal)" if org.mixed_mode is None else "")
                 out.append(_found(
                     "adc-disabled", entry.dn, f"{entry.dn}: legacyExchangeDN is {ADC_DISABLED}",
                     "a leftover of a mailbox deleted while the organisation was mixed; in a "
-                    "native organisation nothing should carry it",
+                    "native organisation nothing should carry it" + unknown,
                     _set_fix(entry.dn, _suggest(org_prefix, topology, entry), keep_x500=False)))
             continue
         owners.setdefault(legacy_key(value), []).append(entry)

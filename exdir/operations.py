@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from . import x500
-from .checks import preflight
+from .checks import mode_unknown, preflight
 from .backends.base import Directory, Entry
 from .findings import Finding
 from .health import audit as audit_findings
@@ -41,6 +41,7 @@ class Checked:
 
     topology: Topology
     findings: list[Finding]
+    warnings: list[str] = field(default_factory=list)  # what the check could not know
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -59,7 +60,12 @@ def adc_check(directory: Directory, moved: Sequence[dict[str, object]] | None = 
     findings = mailbox_findings(topology, read_recipients(directory))
     if moved is not None:
         findings += reverted_findings(moved, read_moved(directory, moved), topology)
-    return Checked(topology, findings)
+    return Checked(topology, findings, _mode_warnings(topology))
+
+
+def _mode_warnings(topology: Topology) -> list[str]:
+    """An organisation whose msExchMixedMode is not set: unknown, never taken as native."""
+    return [mode_unknown(topology)] if topology.organization.mixed_mode is None else []
 
 
 def audit(directory: Directory) -> Checked:
@@ -127,6 +133,7 @@ def move(directory: Directory, identities: Sequence[str], to: str, *,
         mta = check_home_mta(topology, home_mta, found)
     target = resolve_store(topology, to, assume_version, mta)
     resolved, notes = resolve_mailboxes(identities, read_mailboxes(directory, identities))
+    notes += [f"warning: {w}" for w in _mode_warnings(topology)]
     moved = plan_move(topology, resolved, target, directory.naming, keep_legacydn=keep_legacydn)
     skipped = [m for m in moved.moves if not m.planned]
     if skipped:

@@ -66,8 +66,19 @@ class Organization:
     dn: str
     name: str
     legacy_dn: str | None
-    mixed_mode: bool
+    mixed_mode: bool | None  # None: msExchMixedMode is not set, the mode is unknown
     system_flags: int | None
+
+    @property
+    def mode(self) -> str:
+        """mixed, native, or unknown (msExchMixedMode not set), in words."""
+        return {True: "mixed", False: "native", None: "unknown"}[self.mixed_mode]
+
+    @property
+    def might_be_mixed(self) -> bool:
+        """Mixed, or not known to be native: what a rule that is stricter in mixed mode
+        must assume (with connection agreements present, see exdir.checks)."""
+        return self.mixed_mode is not False
 
 
 @dataclass(frozen=True)
