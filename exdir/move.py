@@ -345,17 +345,21 @@ class _Homes:
 
 
 def _server_for(homes: _Homes, entry: EntryLike) -> dict[str, str | None]:
-    """The server each home attribute names (None where it names nothing known)."""
+    """The server each home attribute the entry holds names (None where it names nothing
+    known); attributes it lacks are left out."""
     out: dict[str, str | None] = {}
     mdb = entry.text("homeMDB")
     mta = entry.text("homeMTA")
     home = entry.text("msExchHomeServerName")
-    s = homes.server_of(mdb) if mdb else None
-    out["homeMDB"] = s.name if s else None
-    s = homes.server_of(mta) if mta else None
-    out["homeMTA"] = s.name if s else None
-    found = homes.topology.by_legacy_dn(home) if home else None
-    out["msExchHomeServerName"] = found.name if isinstance(found, ExchangeServer) else None
+    if mdb:
+        s = homes.server_of(mdb)
+        out["homeMDB"] = s.name if s else None
+    if mta:
+        s = homes.server_of(mta)
+        out["homeMTA"] = s.name if s else None
+    if home:
+        found = homes.topology.by_legacy_dn(home)
+        out["msExchHomeServerName"] = found.name if isinstance(found, ExchangeServer) else None
     return out
 
 
@@ -397,6 +401,10 @@ def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, EntryLike]], ta
             mods.append(Mod("add", attr, (wanted[attr],)))
         notes: list[str] = []
         servers = _server_for(homes, entry)
+        missing = [a for a in HOME if a not in servers]
+        if missing:
+            notes.append(" and ".join(f"{a} missing" for a in missing) + ": the move sets "
+                         + ("it" if len(missing) == 1 else "them"))
         if len(set(servers.values())) > 1:
             notes.append("was split (" + ", ".join(f"{a} on {v or 'nothing known'}"
                                                     for a, v in servers.items())
