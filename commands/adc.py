@@ -42,7 +42,9 @@ def adc_check(
                    if a.activation_style is not None else "unknown"}
                   for a in topology.agreements]
     context: dict[str, object] = {
-        "organisation": f"{org.name} ({'mixed' if org.mixed_mode else 'native'} mode)",
+        "organisation": f"{org.name} (" + ("mode unknown: msExchMixedMode not set"
+                                           if org.mixed_mode is None else f"{org.mode} mode")
+                        + ")",
         "connection agreements": [f"{a['name']}: {a['direction']}, activation {a['activation']}"
                                   for a in agreements],
     }
@@ -50,7 +52,10 @@ def adc_check(
         "organisation": {"name": org.name, "legacyExchangeDN": org.legacy_dn,
                          "mixed_mode": org.mixed_mode},
         "connection_agreements": agreements,
+        "warnings": checked.warnings,
     }
+    for warning in checked.warnings:
+        opts.warn(f"warning: {warning}")
     if moved is not None:
         applied = sum(1 for b in moved if b.get("outcome") == "applied")
         context["moves checked"] = f"{applied} applied in {since_report} (of {len(moved)} listed)"

@@ -129,7 +129,7 @@ def apply_cmd(
                      safety=Safety(lab=lab, adc_stopped=adc_stopped))
     if not do_apply:
         sys.stdout.write(render(result.plan or plan))
-        counts = result.counts
+        counts = result.checked
         opts.warn(f"{len(result.steps)} step(s): {counts.get('pending', 0)} to do, "
                   f"{counts.get('done', 0)} already done, {counts.get('conflict', 0)} "
                   "conflicting" + ("" if result.refusals or result.blocked

@@ -34,6 +34,9 @@ def move(
                                        help="Keep legacyExchangeDN on a cross-group move."),
     adc_stopped: bool = typer.Option(False, "--adc-stopped",
                                      help="The ADC is stopped: allow moves it could undo."),
+    home_mta: Optional[str] = typer.Option(
+        None, "--home-mta", metavar="DN",
+        help="The MTA (objectClass mTA) homeMTA names, for a target server without one."),
     do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
     report: Optional[str] = o.REPORT,
 ) -> None:
@@ -56,7 +59,7 @@ def move(
         raise InputError("no mailbox given (name them, or --from-file F)")
     with opts.open(write=do_apply) as directory:
         planned = operations.move(directory, identities, to, assume_version=assume_version,
-                                  keep_legacydn=keep_legacydn)
+                                  keep_legacydn=keep_legacydn, home_mta=home_mta)
         for note in planned.notes:
             opts.warn(note)
         # the ADC gate (mixed mode, same-group moves) is met by the apply engine

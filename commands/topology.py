@@ -49,7 +49,8 @@ def show(topo: Topology) -> None:
     org = topo.organization
     print(f"Organisation: {printable(org.name)}")
     print(f"  legacyExchangeDN: {printable(str(org.legacy_dn))}")
-    print(f"  mixed mode: {'yes' if org.mixed_mode else 'no'}")
+    mode = {True: "yes", False: "no", None: "not set (msExchMixedMode absent: unknown)"}
+    print(f"  mixed mode: {mode[org.mixed_mode]}")
     print(f"  DN: {printable(org.dn)}")
     print()
     print_table(["admin group", "legacyExchangeDN"],

@@ -42,6 +42,9 @@ Progress = Callable[[int, int], None]
 State = dict[str, dict[str, list[Value]]]  # dn.key -> lower-case attribute -> values
 
 EXIT_OK, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_INCOMPLETE = 0, 1, 3, 4
+#: what a run did to a step: written; already done, so skipped; its write failed;
+#: written, then rolled back after a later failure
+OUTCOMES = ("applied", "skipped", "failed", "undone")
 
 
 @dataclass
@@ -77,10 +80,22 @@ class ApplyResult:
     changed_since_check: list[int] = field(default_factory=list)  # steps others changed
 
     @property
-    def counts(self) -> dict[str, int]:
+    def checked(self) -> dict[str, int]:
+        """Steps by what the check before any write found: pending, done, conflict."""
         out: dict[str, int] = {}
         for s in self.steps:
             out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Steps by what the run did to them (OUTCOMES, each present, 0 when none), and
+        "not run" for steps it never reached (a dry run, a refusal, after a failure)."""
+        out = {o: 0 for o in OUTCOMES}
+        for s in self.steps:
+            out[s.outcome] = out.get(s.outcome, 0) + 1
+        if not out.get("not run"):
+            out.pop("not run", None)
         return out
 
 
@@ -664,6 +679,8 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                         f"cannot save {directory.describe()}: {exc.strerror or exc}; the "
                         "file is unchanged")
                     journal.note(f"failed saving: {said}")
+                    for number in done:  # staged in memory only: dropped, never written
+                        checked.steps[number - 1].outcome = "undone"
                     # the file changed under us (Refused: exit 1) or could not be
                     # written (exit 3); either way the in-memory steps are dropped
                     result.outcome, result.exit_code = (

@@ -62,6 +62,8 @@ def preflight(directory: DirectoryFacts, topology: Topology) -> list[Finding]:
                 f"the {what} {name!r} lacks FLAG_CONFIG_ALLOW_RENAME in systemFlags "
                 f"({'none' if flags is None else flags}): Active Directory refuses to rename "
                 f"{dnu.rdn(dn)}", "blocks", blocks=(op,), subject=dn))
+    if org.mixed_mode is None:
+        found.append(Finding("mixed-mode-unknown", mode_unknown(topology), "warning"))
     if org.mixed_mode:
         found.append(Finding(
             "mixed-mode",
@@ -78,6 +80,18 @@ def preflight(directory: DirectoryFacts, topology: Topology) -> list[Finding]:
             "unless --adc-stopped)", "warning"))
     found.sort(key=lambda f: f.severity != "blocks")
     return found
+
+
+def mode_unknown(topology: Topology) -> str:
+    """The warning for an organisation without msExchMixedMode: what exdir assumes."""
+    org = topology.organization
+    assumed = ("with connection agreements present exdir assumes it may be mixed (a move "
+               "between servers of one administrative group needs --adc-stopped)"
+               if topology.agreements else
+               "no connection agreement exists, so no ADC can write back and moves are not "
+               "held; set msExchMixedMode (FALSE once the last Exchange 5.5 server is gone)")
+    return (f"msExchMixedMode is not set on the organisation {org.name!r}: whether it is in "
+            f"mixed mode is unknown; {assumed}")
 
 
 def blocking(findings: list[Finding], operation: Operation, *, subject: str | None = None,
@@ -108,14 +122,23 @@ def adc_move_refusal(topology: Topology, same_group_moves: list[str], *,
 
     In a mixed organisation with connection agreements, an agreement can write the
     old homeMDB back over a move between servers of the same administrative group
-    (the advice was to stop the ADC for those moves)."""
+    (the advice was to stop the ADC for those moves).
+
+    An organisation without msExchMixedMode (mode unknown) is taken as mixed when
+    connection agreements exist: a gate that refuses in mixed mode must not let an
+    unknown mode through where an ADC could write back.  Without agreements nothing
+    can write back, so an unknown mode holds nothing (the preflight and the move
+    warn, mode_unknown)."""
     if adc_stopped or not same_group_moves:
         return None
-    if not (topology.organization.mixed_mode and topology.agreements):
+    org = topology.organization
+    if not (org.might_be_mixed and topology.agreements):
         return None
     names = "; ".join(a.name for a in topology.agreements)
     shown = ", ".join(same_group_moves[:5]) + (" …" if len(same_group_moves) > 5 else "")
-    return (f"the organisation is in mixed mode with connection agreements ({names}), and "
+    mode = ("is in mixed mode" if org.mixed_mode else
+            "may be in mixed mode (msExchMixedMode is not set)")
+    return (f"the organisation {mode} with connection agreements ({names}), and "
             f"{len(same_group_moves)} mailbox(es) move between servers of one administrative "
             f"group ({shown}): an agreement can write the old home back. Stop the ADC and "
             "give --adc-stopped")

@@ -14,6 +14,10 @@ from typing import Literal
 from . import dn as dnu
 
 Severity = Literal["blocks", "warning", "problem"]
+#: how a health finding's fix starts where exdir has no command that fixes it; every
+#: other fix is an exdir command that works on the directory checked (the suite runs
+#: every one on every sample)
+NO_FIX = "no automatic fix"
 
 
 class Operation(enum.Enum):

@@ -18,7 +18,7 @@ from . import dn as dnu
 from . import values
 from .entries import EntryLike
 from .errors import InputError
-from .findings import Finding
+from .findings import NO_FIX, Finding
 from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite, same
 from .legacydn import key as legacy_key
 from .topology import HOME, ExchangeServer, Mta, Store, Topology
@@ -47,14 +47,33 @@ def _quote(text: str) -> str:
 def _adc_running(topology: Topology) -> bool:
     """Mixed mode with connection agreements: `exdir move` refuses same-group moves
     unless told the ADC is stopped, so the fix must say so."""
-    return topology.organization.mixed_mode and bool(topology.agreements)
+    return topology.organization.might_be_mixed and bool(topology.agreements)
 
 
 def _move_fix(topology: Topology, who: str, target: str) -> str:
+    """`exdir move WHO --to TARGET --apply`, or where the target's server has no MTA
+    object (a move would be refused) what is missing and what would make the move
+    possible."""
     command = f"exdir move {_quote(who)} --to {_quote(target)}"
+    server = _target_server(topology, target)
+    if server is not None and topology.mta_of(server.dn) is None:
+        mtas = [m.dn for m in topology.mtas]
+        which = (f"one of the organisation's MTAs ({'; '.join(mtas[:3])}"
+                 + (" …" if len(mtas) > 3 else "") + ")" if mtas else
+                 "an MTA object (objectClass mTA, as Exchange setup creates under each server)")
+        return (f"{NO_FIX}: {server.name} has no MTA object, so a move there cannot set "
+                f"homeMTA; with {which} it is `{command} --home-mta MTA-DN --apply`")
     if _adc_running(topology):
         return f"stop the ADC, then {command} --adc-stopped --apply"
     return f"{command} --apply"
+
+
+def _target_server(topology: Topology, label: str) -> ExchangeServer | None:
+    """The server of a SERVER/STORAGE GROUP/STORE label or a store DN."""
+    store = topology.by_dn(label) if "=" in label and "," in label else None
+    if isinstance(store, Store):
+        return topology.server_of(store.dn)
+    return topology.server(label.split("/", 1)[0]) if "/" in label else None
 
 
 def _who(entry: EntryLike) -> str:
@@ -90,7 +109,8 @@ def mailbox_findings(topology: Topology, entries: Iterable[EntryLike]) -> list[F
         target = _fix_store(topology, authority) if not isinstance(store, Store) else \
             topology.store_label(store)
         fix = (_move_fix(topology, who, target) if target
-               else "no store to suggest: give the mailbox a store with exdir move")
+               else f"{NO_FIX}: no store to suggest (its home attributes name no server "
+                    "exdir knows); choose one, then `exdir move` the mailbox there")
         dangling = False
         if mdb and not isinstance(store, Store) or mdb and isinstance(store, Store) and store.public:
             dangling = True
@@ -111,9 +131,27 @@ def mailbox_findings(topology: Topology, entries: Iterable[EntryLike]) -> list[F
                                "race can leave a user without it (KB 903291)", fix))
         if mta and not isinstance(mta_obj, Mta):
             dangling = True
-            out.append(_found("homemta-dangling", entry.dn,
-                               f"{who}: homeMTA names no MTA ({mta})",
+            what = topology.describe(mta)
+            if what is not None:  # an object exdir knows, of another kind
+                out.append(_found("homemta-not-mta", entry.dn,
+                                   f"{who}: homeMTA names {what}, not an MTA",
+                                   "mail for this mailbox has no MTA to route through "
+                                   "(OpenChange's provisioning writes the store here)", fix))
+            else:
+                out.append(_found("homemta-dangling", entry.dn,
+                                   f"{who}: homeMTA names no MTA ({mta})",
+                                   "mail for this mailbox has no MTA to route through", fix))
+        elif not mta and mdb:
+            dangling = True
+            out.append(_found("homemta-missing", entry.dn, f"{who}: no homeMTA, yet homeMDB set",
                                "mail for this mailbox has no MTA to route through", fix))
+        if not home and mdb:
+            dangling = True
+            out.append(_found("home-server-missing", entry.dn,
+                               f"{who}: no msExchHomeServerName, yet homeMDB set",
+                               "clients and the Recipient Update Service cannot tell which "
+                               "server holds the mailbox (CSS-Exchange's "
+                               "Test-ValidMailboxProperties fails it)", fix))
         if home and not isinstance(home_obj, ExchangeServer):
             dangling = True
             out.append(_found("home-server-dangling", entry.dn,
@@ -209,7 +247,8 @@ def reverted_findings(report: Sequence[dict[str, object]], found: Mapping[str, E
         if entry is None:
             out.append(_found("moved-mailbox-gone", dn, f"{who}: the mailbox "
                                "exdir moved no longer exists", "it was deleted or renamed since",
-                               "nothing to fix here; check the deletion was intended"))
+                               f"{NO_FIX}: nothing left to fix here; check the deletion "
+                               "was intended"))
             continue
         changed: list[tuple[str, str | None, str]] = []
         for attr, value in written.items():
@@ -256,10 +295,12 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
         if is_adc_disabled(value):
             if not org.mixed_mode:
                 # no X500 of the marker: it is not an address anything was sent to
+                unknown = (" (msExchMixedMode is not set: if the organisation is still "
+                           "mixed, this is normal)" if org.mixed_mode is None else "")
                 out.append(_found(
                     "adc-disabled", entry.dn, f"{entry.dn}: legacyExchangeDN is {ADC_DISABLED}",
                     "a leftover of a mailbox deleted while the organisation was mixed; in a "
-                    "native organisation nothing should carry it",
+                    "native organisation nothing should carry it" + unknown,
                     _set_fix(entry.dn, _suggest(org_prefix, topology, entry), keep_x500=False)))
             continue
         owners.setdefault(legacy_key(value), []).append(entry)
@@ -280,11 +321,12 @@ def audit(topology: Topology, entries: Sequence[EntryLike]) -> list[Finding]:
                 others = ", ".join(h.dn for h in holders if h is not entry)
                 own = _recipient_value(org_prefix, topology, entry)
                 if own is not None and legacy_key(own) == value:
-                    fix = (f"none for this object (its value fits its alias and group); "
-                           f"change the other holder(s): {others}")
+                    fix = (f"{NO_FIX} for this object (its value fits its alias and "
+                           f"group); change the other holder(s): {others}")
                 elif own is None or legacy_key(own) in owners:
-                    fix = (f"exdir legacydn set {_quote(entry.dn)} NEW_VALUE --no-keep-x500 "
-                           "--apply (no free value to suggest: choose one)")
+                    fix = (f"{NO_FIX}: no free value to suggest; choose one, then "
+                           f"`exdir legacydn set {_quote(entry.dn)} NEW_VALUE --no-keep-x500 "
+                           "--apply`")
                 else:
                     # the value stays with its other holder: as an X500 here it would
                     # misdeliver their mail, so it is not kept

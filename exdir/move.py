@@ -74,10 +74,39 @@ class MovePlan:
 ASSUMABLE = VERSIONS[:-1]  # what --assume-version accepts: every class but "unknown"
 
 
-def resolve_store(topology: Topology, text: str, assume_version: str | None = None) -> Target:
+def home_mta_dn(text: str) -> str:
+    """--home-mta as given, checked to be a DN (InputError, exit 2, when it is not)."""
+    try:
+        dnu.key(text)
+    except InputError as exc:
+        raise InputError(f"--home-mta {text!r}: not a DN ({exc.message})") from None
+    return text
+
+
+def check_home_mta(topology: Topology, text: str, found: EntryLike | None) -> str:
+    """The MTA `--home-mta TEXT` names, its DN as stored; `found` is the object at TEXT
+    as read (None: there is none, which is bad input, exit 2).  An object that is not
+    an MTA (objectClass mTA) is refused (exit 1), saying what it is: homeMTA naming a
+    store or a server routes no mail (OpenChange's provisioning writes the store)."""
+    if found is None:
+        raise InputError(f"--home-mta {text}: no such object")
+    if "mta" in found.object_classes:
+        return found.dn
+    what = topology.describe(found.dn) or (
+        f"{found.dn} (objectClass {', '.join(found.texts('objectClass')) or 'unknown'})")
+    raise Refused(f"--home-mta names {what}, not an MTA (objectClass mTA): homeMTA must "
+                  "name the MTA that routes the mailbox's mail")
+
+
+def resolve_store(topology: Topology, text: str, assume_version: str | None = None,
+                  home_mta: str | None = None) -> Target:
     """STORE: a store DN, `SERVER/STORAGE GROUP/STORE`, a store name used once, or a
     server name where that server has exactly one mailbox store (as the Move Mailbox
     wizard offers it); a server with several is refused, listing them.
+
+    home_mta: the MTA homeMTA is to name (checked by check_home_mta); without it, the
+    target server's own `CN=Microsoft MTA`, and a server that has none is refused
+    (exit 1: the directory lacks it, the command line is fine), saying how to go on.
 
     --assume-version is checked whether or not it is needed: a typo must not pass
     silently today and change the wireless rule the day a serialNumber goes missing."""
@@ -107,7 +136,8 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
                          "live in mailbox (private) stores")
     server = topology.server_of(store.dn)
     if server is None:
-        raise InputError(f"the store {store.dn} is not under an Exchange server")
+        raise Refused(f"the store {store.dn} is not under an Exchange server: "
+                      "msExchHomeServerName would name nothing")
     version = server.version
     if version == "unknown":
         if not assume_version:
@@ -118,12 +148,26 @@ def resolve_store(topology: Topology, text: str, assume_version: str | None = No
                           "--assume-version " + "|".join(ASSUMABLE))
         version = assume_version
     if not server.legacy_dn:
-        raise InputError(f"{server.name} has no legacyExchangeDN: msExchHomeServerName would "
-                         "name nothing")
+        raise Refused(f"{server.name} has no legacyExchangeDN: msExchHomeServerName would "
+                      "name nothing")
+    if home_mta is not None:
+        return Target(store, server, home_mta, version)
     mta = topology.mta_of(server.dn)
     if mta is None:
-        raise InputError(f"{server.name} has no Microsoft MTA object: homeMTA would name nothing")
+        raise Refused(no_mta_reason(topology, server))
     return Target(store, server, mta.dn, version)
+
+
+def no_mta_reason(topology: Topology, server: ExchangeServer) -> str:
+    """Why a move to server cannot set homeMTA, and how to go on."""
+    others = [m.dn for m in topology.mtas]
+    hint = (f" (the organisation's MTAs: {'; '.join(others[:3])}"
+            + (" …" if len(others) > 3 else "") + ")" if others
+            else " (the organisation has none: an MTA object comes with an Exchange server's "
+                 "setup)")
+    return (f"{server.name} has no MTA object (no objectClass mTA under {server.dn}): homeMTA "
+            "would name nothing. Give --home-mta DN naming the MTA that is to route the "
+            f"mailbox's mail{hint}")
 
 
 def _server_name(topology: Topology, server_dn: str) -> str:
@@ -301,17 +345,21 @@ class _Homes:
 
 
 def _server_for(homes: _Homes, entry: EntryLike) -> dict[str, str | None]:
-    """The server each home attribute names (None where it names nothing known)."""
+    """The server each home attribute the entry holds names (None where it names nothing
+    known); attributes it lacks are left out."""
     out: dict[str, str | None] = {}
     mdb = entry.text("homeMDB")
     mta = entry.text("homeMTA")
     home = entry.text("msExchHomeServerName")
-    s = homes.server_of(mdb) if mdb else None
-    out["homeMDB"] = s.name if s else None
-    s = homes.server_of(mta) if mta else None
-    out["homeMTA"] = s.name if s else None
-    found = homes.topology.by_legacy_dn(home) if home else None
-    out["msExchHomeServerName"] = found.name if isinstance(found, ExchangeServer) else None
+    if mdb:
+        s = homes.server_of(mdb)
+        out["homeMDB"] = s.name if s else None
+    if mta:
+        s = homes.server_of(mta)
+        out["homeMTA"] = s.name if s else None
+    if home:
+        found = homes.topology.by_legacy_dn(home)
+        out["msExchHomeServerName"] = found.name if isinstance(found, ExchangeServer) else None
     return out
 
 
@@ -353,6 +401,10 @@ def plan_move(topology: Topology, mailboxes: Sequence[tuple[str, EntryLike]], ta
             mods.append(Mod("add", attr, (wanted[attr],)))
         notes: list[str] = []
         servers = _server_for(homes, entry)
+        missing = [a for a in HOME if a not in servers]
+        if missing:
+            notes.append(" and ".join(f"{a} missing" for a in missing) + ": the move sets "
+                         + ("it" if len(missing) == 1 else "them"))
         if len(set(servers.values())) > 1:
             notes.append("was split (" + ", ".join(f"{a} on {v or 'nothing known'}"
                                                     for a, v in servers.items())

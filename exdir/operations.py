@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from . import x500
-from .checks import preflight
+from .checks import mode_unknown, preflight
 from .backends.base import Directory, Entry
 from .findings import Finding
 from .health import audit as audit_findings
 from .health import mailbox_findings, reverted_findings
 from .legacydn import check_value
-from .move import MovePlan, Target, plan_move, resolve_mailboxes, resolve_store
+from .move import (MovePlan, Target, check_home_mta, home_mta_dn, plan_move, resolve_mailboxes,
+                   resolve_store)
 from .plan import Plan
 from .readers.recipients import (find_object, holders, read_affected, read_mailboxes,
                                  read_moved, read_recipients, read_value_context)
@@ -40,6 +41,7 @@ class Checked:
 
     topology: Topology
     findings: list[Finding]
+    warnings: list[str] = field(default_factory=list)  # what the check could not know
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -58,7 +60,12 @@ def adc_check(directory: Directory, moved: Sequence[dict[str, object]] | None = 
     findings = mailbox_findings(topology, read_recipients(directory))
     if moved is not None:
         findings += reverted_findings(moved, read_moved(directory, moved), topology)
-    return Checked(topology, findings)
+    return Checked(topology, findings, _mode_warnings(topology))
+
+
+def _mode_warnings(topology: Topology) -> list[str]:
+    """An organisation whose msExchMixedMode is not set: unknown, never taken as native."""
+    return [mode_unknown(topology)] if topology.organization.mixed_mode is None else []
 
 
 def audit(directory: Directory) -> Checked:
@@ -115,12 +122,18 @@ class PlannedMove(Planned):
 
 
 def move(directory: Directory, identities: Sequence[str], to: str, *,
-         assume_version: str | None = None, keep_legacydn: bool = False) -> PlannedMove:
-    """`exdir move MAILBOX... --to STORE`: the plan; the ADC gate is met by the apply
-    engine (a move plan given to `exdir apply` meets it too)."""
+         assume_version: str | None = None, keep_legacydn: bool = False,
+         home_mta: str | None = None) -> PlannedMove:
+    """`exdir move MAILBOX... --to STORE [--home-mta DN]`: the plan; the ADC gate is met
+    by the apply engine (a move plan given to `exdir apply` meets it too)."""
     topology = read_topology(directory)
-    target = resolve_store(topology, to, assume_version)
+    mta = None
+    if home_mta is not None:
+        found = directory.read(home_mta_dn(home_mta), ("objectClass",))
+        mta = check_home_mta(topology, home_mta, found)
+    target = resolve_store(topology, to, assume_version, mta)
     resolved, notes = resolve_mailboxes(identities, read_mailboxes(directory, identities))
+    notes += [f"warning: {w}" for w in _mode_warnings(topology)]
     moved = plan_move(topology, resolved, target, directory.naming, keep_legacydn=keep_legacydn)
     skipped = [m for m in moved.moves if not m.planned]
     if skipped:

@@ -79,8 +79,8 @@ def admin_group_scope(topology: Topology, old_name: str, new_name: str) -> Renam
         known = ", ".join(g.name for g in topology.admin_groups) or "none"
         raise InputError(f"no administrative group named {old_name!r} (there are: {known})")
     if group.name.lower() == E2007_ADMIN_GROUP.lower():
-        raise InputError(f"{E2007_ADMIN_GROUP!r} is where Exchange 2007 and later keep their "
-                         "servers: it must not be renamed")
+        raise Refused(f"{E2007_ADMIN_GROUP!r} is where Exchange 2007 and later keep their "
+                      "servers: it must not be renamed")
     check_name(new_name, "administrative group")
     if new_name.lower() == E2007_ADMIN_GROUP.lower():
         raise InputError(f"{E2007_ADMIN_GROUP!r} is reserved for Exchange 2007 and later")
@@ -90,8 +90,8 @@ def admin_group_scope(topology: Topology, old_name: str, new_name: str) -> Renam
     org_prefix = topology.organization.legacy_dn or f"/o={topology.organization.name}"
     old_prefix = group.legacy_dn or f"{org_prefix}/ou={group.name}"
     if not has_prefix(old_prefix, org_prefix):
-        raise InputError(f"the group's legacyExchangeDN {old_prefix!r} is not under the "
-                         f"organisation's {org_prefix!r}; run `exdir legacydn audit` first")
+        raise Refused(f"the group's legacyExchangeDN {old_prefix!r} is not under the "
+                      f"organisation's {org_prefix!r}; run `exdir legacydn audit` first")
     new_prefix = rewrite(old_prefix, old_prefix, f"{org_prefix}/ou={new_name}") or ""
     _require_rename_allowed(group.dn, group.system_flags, "administrative group")
     return RenameScope("administrative group", group.dn, new_name, old_prefix, new_prefix)
@@ -223,12 +223,13 @@ def plan_set(entry: EntryLike, new_value: str, context: Sequence[EntryLike], nam
     taken = [e for e in context if dnu.key(e.dn) != dnu.key(entry.dn)
              and any(same(v, new_value) for v in e.texts("legacyExchangeDN"))]
     if taken:
-        raise InputError(f"{new_value!r} is already the legacyExchangeDN of {taken[0].dn}")
+        raise Refused(f"{new_value!r} is already the legacyExchangeDN of {taken[0].dn}: two "
+                      "objects with one legacyExchangeDN misdeliver mail")
     proxied = [e for e in context if dnu.key(e.dn) != dnu.key(entry.dn)
                and any(same(p, f"X500:{new_value}") for p in e.texts("proxyAddresses"))]
     if proxied:
-        raise InputError(f"{new_value!r} is an X500 proxy of {proxied[0].dn}: two objects "
-                         "with one address misdeliver mail (`exdir x500 remove` it there first)")
+        raise Refused(f"{new_value!r} is an X500 proxy of {proxied[0].dn}: two objects "
+                      "with one address misdeliver mail (`exdir x500 remove` it there first)")
     if old is not None and old == new_value:
         return Plan(())
     mods: list[Mod] = []

@@ -42,7 +42,8 @@ def _as_dict(result: ApplyResult) -> dict[str, Any]:
         "undo_file": result.undo_file,
         "journal_file": result.journal_file,
         "resume_from": result.resume_from,
-        "counts": result.counts,
+        "counts": result.counts,  # by outcome: applied, skipped, failed, undone
+        "checked": result.checked,  # by what the check before the writes found
         "timings": {k: round(v, 6) for k, v in result.timings.items()},
         "refusals": list(result.refusals),
         "steps": [asdict(s) | {"seconds": round(s.seconds, 6)} for s in result.steps],
@@ -59,6 +60,9 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
     timings = ET.SubElement(root, "timings")
     for k, v in data["timings"].items():
         ET.SubElement(timings, "timing", {"phase": k, "seconds": str(v)})
+    counts = ET.SubElement(root, "counts")
+    for k, v in data["counts"].items():
+        ET.SubElement(counts, "count", {"outcome": k, "steps": str(v)})
     refusals = ET.SubElement(root, "refusals")
     for r in data["refusals"]:
         ET.SubElement(refusals, "refusal").text = r

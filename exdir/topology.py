@@ -66,8 +66,19 @@ class Organization:
     dn: str
     name: str
     legacy_dn: str | None
-    mixed_mode: bool
+    mixed_mode: bool | None  # None: msExchMixedMode is not set, the mode is unknown
     system_flags: int | None
+
+    @property
+    def mode(self) -> str:
+        """mixed, native, or unknown (msExchMixedMode not set), in words."""
+        return {True: "mixed", False: "native", None: "unknown"}[self.mixed_mode]
+
+    @property
+    def might_be_mixed(self) -> bool:
+        """Mixed, or not known to be native: what a rule that is stricter in mixed mode
+        must assume (with connection agreements present, see exdir.checks)."""
+        return self.mixed_mode is not False
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,31 @@ class Topology:
         server = self.server_of(store.dn)
         sg = dnu.rdn_value(store.storage_group) if store.storage_group else "?"
         return f"{server.name if server else '?'}/{sg}/{store.name}"
+
+    def describe(self, dn: str) -> str | None:
+        """What the object at dn is, in words ("the mailbox store EX1/First Storage
+        Group/Mailbox Store (EX1)"), or None when the topology does not hold it."""
+        found = self.by_dn(dn)
+        if isinstance(found, Store):
+            return (f"the {'public folder' if found.public else 'mailbox'} store "
+                    f"{self.store_label(found)}")
+        if isinstance(found, ExchangeServer):
+            return f"the server {found.name}"
+        if isinstance(found, Mta):
+            server = self.server_of(found.dn)
+            return f"the MTA of {server.name if server else found.server}"
+        if isinstance(found, StorageGroup):
+            server = self.server_of(found.dn)
+            return f"the storage group {found.name} of {server.name if server else '?'}"
+        if isinstance(found, AdminGroup):
+            return f"the administrative group {found.name}"
+        if isinstance(found, Organization):
+            return f"the organisation {found.name}"
+        if isinstance(found, DomainController):
+            return f"the NTDS Settings of the domain controller {found.name}"
+        if isinstance(found, ConnectionAgreement):
+            return f"the connection agreement {found.name}"
+        return None
 
     @property
     def read_only_dcs(self) -> list[DomainController]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import InputError
+from .errors import InputError, Refused
 
 if TYPE_CHECKING:
     from .entries import EntryLike as Entry
@@ -111,7 +111,7 @@ def legacy_value(address: str) -> str:
 # --- X500 proxy plans (who holds a value: exdir.readers.recipients.holders) -----------------------------------------------
 
 def plan_add(entry: "Entry", legacy: str, others: Sequence["Entry"]) -> "Plan":
-    """Add `X500:legacy` to entry; refused (InputError) when another object holds that
+    """Add `X500:legacy` to entry; refused (Refused, exit 1) when another object holds that
     value as its legacyExchangeDN or proxy.  An empty plan when it is there already."""
     from . import dn as dnu
     from .legacydn import check_value, same
@@ -120,8 +120,8 @@ def plan_add(entry: "Entry", legacy: str, others: Sequence["Entry"]) -> "Plan":
     check_value(legacy)
     for other in others:
         if dnu.key(other.dn) != dnu.key(entry.dn):
-            raise InputError(f"{legacy!r} belongs to {other.dn}: an X500 proxy equal to "
-                             "another object's value misdelivers its mail")
+            raise Refused(f"{legacy!r} belongs to {other.dn}: an X500 proxy equal to "
+                          "another object's value misdelivers its mail")
     proxy = f"X500:{legacy}"
     if any(same(p, proxy) for p in entry.texts("proxyAddresses")):
         return Plan(())

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Write the bundled sample organisations (fabrikam*.ldif) from one description.
+"""Write the bundled sample organisations (fabrikam*.ldif, openchange.ldif).
 
-The three files share the organisation below; they differ in the domain
+The three fabrikam files share the organisation below; they differ in the domain
 controllers (one; three over two sites, one read-only) and in mixed mode with an
-Active Directory Connector.  The entry shapes come from exdir.lab, the same code
+Active Directory Connector.  openchange.ldif is another organisation, shaped as
+OpenChange's provisioning leaves one (exdir/lab_openchange.py).  The entry shapes come from exdir.lab, the same code
 that builds `exdir lab generate` directories, so samples and lab data follow the
 same rules (docs/exchange.md).  Run from anywhere:
 
-    python3 samples/make_samples.py          # rewrite the three files
+    python3 samples/make_samples.py          # rewrite the files
     python3 samples/make_samples.py --check  # exit 1 if a committed file is stale
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import NamedTuple, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exdir import lab  # noqa: E402
+from exdir import lab, lab_openchange  # noqa: E402
 from exdir.lab import (ACTIVATION_ALWAYS, ACTIVATION_SCHEDULED, DIRECTION_FROM_WINDOWS,  # noqa: E402
                        DIRECTION_TWO_WAY, FIRST_ADMIN_GROUP, Agreement, DomainController,
                        Entry, Layout, Server)
@@ -28,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 DOMAIN = "DC=fabrikam,DC=com"
 ORG = "Fabrikam"
 EUROPE = "Europe"
-VARIANTS = ("fabrikam", "fabrikam-multidc", "fabrikam-mixed")
+VARIANTS = ("fabrikam", "fabrikam-multidc", "fabrikam-mixed", "openchange")
 # Fixed namespace: mailbox GUIDs are stable across runs (uuid5 of the alias).
 _GUID_NAMESPACE = uuid.UUID("6f1c3a52-7d0e-4b8e-9a51-3f2a1e0c5b77")
 
@@ -154,6 +155,8 @@ def adc_disabled_user() -> Entry:
 def entries(variant: str) -> list[Entry]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown sample {variant!r}")
+    if variant == "openchange":  # another organisation, shaped by another tool
+        return lab_openchange.entries(DOMAIN)
     mixed = variant == "fabrikam-mixed"
     layout = Layout(DOMAIN, ORG)
     table = servers(layout)
@@ -189,6 +192,8 @@ _HEADERS = {
                         "sites, DC3 read-only.",
     "fabrikam-mixed": "The Fabrikam organisation in mixed mode with an Active Directory "
                       "Connector and two connection agreements.",
+    "openchange": "An organisation shaped as OpenChange's provisioning leaves it: no MTA, "
+                  "homeMTA naming the store, no msExchHomeServerName.",
 }
 
 

@@ -540,3 +540,52 @@ def test_progress_is_called_once_per_applied_step(lab: Lab) -> None:
                      progress=lambda done, total: calls.append((done, total)))
     assert result.exit_code == 0
     assert calls == [(i, len(plan)) for i in range(1, len(plan) + 1)]
+
+
+# --- the report counts what happened (issue 12) ---------------------------------------------
+
+def _report_counts(path: Path) -> dict[str, int]:
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))["counts"]
+    root = ET.parse(path).getroot()
+    return {el.attrib["outcome"]: int(el.attrib["steps"]) for el in root.iter("count")}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".xml"])
+def test_the_report_counts_outcomes_of_a_successful_and_a_partly_done_apply(
+        lab: Lab, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    plan_file = lab.tmp / "plan.ldif"
+    with lab.open() as d:
+        plan = mixed_plan(d)
+    plan_file.write_text(render(plan), encoding="utf-8")
+    report = lab.tmp / f"report{suffix}"
+    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--lab", "--undo-file",
+                 str(lab.tmp / "undo.ldif"), "--report", str(report)]) == 0
+    assert _report_counts(report) == {"applied": len(plan), "skipped": 0, "failed": 0,
+                                      "undone": 0}
+    # undo the last two steps by hand: the plan run again applies them, skips the rest
+    undo = read_plan(lab.tmp / "undo.ldif")
+    with lab.open() as d:
+        for change in undo.changes[:2]:
+            write_by_hand(d, change)
+        d.save()
+    report = lab.tmp / f"again{suffix}"
+    assert main([*lab.options(), "-q", "apply", str(plan_file), "--apply", "--lab", "--undo-file",
+                 str(lab.tmp / "undo2.ldif"), "--report", str(report)]) == 0
+    assert _report_counts(report) == {"applied": 2, "skipped": len(plan) - 2, "failed": 0,
+                                      "undone": 0}
+
+
+def test_the_report_counts_outcomes_of_a_rolled_back_apply(lab: Lab) -> None:
+    from exdir.report import as_dict
+
+    with lab.open() as d:
+        plan = mixed_plan(d)
+        n = len(plan) // 2 + 1
+        result = run(Faulty(d, before_write=fail_at(n)), plan, apply=True,
+                     undo_file=str(lab.tmp / "undo.ldif"))
+    assert result.exit_code == 3, result.message
+    counts = as_dict(result)["counts"]
+    assert counts == {"applied": 0, "skipped": 0, "failed": 1, "undone": n - 1,
+                      "not run": len(plan) - n}
+    assert as_dict(result)["checked"] == {"pending": len(plan)}

@@ -95,7 +95,7 @@ def test_b_plans_mixing_pending_and_done_steps_undo_exactly(lab: Lab) -> None:
             before = snapshot(d)
             result = run(d, Plan(tuple(changes)), apply=True,
                          undo_file=str(lab.tmp / f"undo{n}.ldif"))
-        counts = result.counts
+        counts = result.checked
         assert counts.get("done", 0) == len(done), result.message
         stats["plans"] += 1
         stats["steps"] += len(changes)

@@ -497,18 +497,65 @@ def test_public_and_missing_stores_are_bad_input(make_lab: Callable[..., Lab],
     assert no_undo_files(lab.tmp)
 
 
-def test_a_target_server_without_mta_or_legacydn_is_bad_input(
+EX2 = ("CN=EX2,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,"
+       f"CN=Fabrikam,CN=Microsoft Exchange,CN=Services,CN=Configuration,{DOMAIN}")
+NO_MTA = FABRIKAM.replace(entry_block(FABRIKAM, f"CN=Microsoft MTA,{EX2}") + "\n", "", 1)
+
+
+def test_a_target_server_without_mta_or_legacydn_is_refused(
         make_lab: Callable[..., Lab], capsys: pytest.CaptureFixture[str]) -> None:
-    """homeMTA and msExchHomeServerName must name something: no plan that writes nothing."""
-    ex2 = ("CN=EX2,CN=Servers,CN=First Administrative Group,CN=Administrative Groups,"
-           f"CN=Fabrikam,CN=Microsoft Exchange,CN=Services,CN=Configuration,{DOMAIN}")
-    no_mta = FABRIKAM.replace(entry_block(FABRIKAM, f"CN=Microsoft MTA,{ex2}") + "\n", "", 1)
-    no_legacy = edit_entry(FABRIKAM, ex2, lambda b: re.sub(r"^legacyExchangeDN: .*\n", "", b,
+    """homeMTA and msExchHomeServerName must name something: no plan that writes nothing.
+    The directory, not the command line, is what is missing: a refusal (exit 1) that
+    says how to go on."""
+    no_legacy = edit_entry(FABRIKAM, EX2, lambda b: re.sub(r"^legacyExchangeDN: .*\n", "", b,
                                                            flags=re.MULTILINE))
-    for text, why in ((no_mta, "no Microsoft MTA"), (no_legacy, "no legacyExchangeDN")):
+    for text, why in ((NO_MTA, "no MTA object"), (NO_MTA, "--home-mta"),
+                      (no_legacy, "no legacyExchangeDN")):
         lab = make_lab(text)
         code, out, err = lab.cli(capsys, "move", "jsmith", "--to", "Mailbox Store (EX2)")
-        assert (code, out) == (2, "") and why in one_line_error(err), err
+        assert (code, out) == (1, "") and why in one_line_error(err), err
+    assert no_undo_files(lab.tmp)
+
+
+def test_home_mta_names_the_mta_of_a_server_without_one(
+        make_lab: Callable[..., Lab], capsys: pytest.CaptureFixture[str]) -> None:
+    lab = make_lab(NO_MTA)
+    with lab.open() as d:
+        ex1 = where(d, "Mailbox Store (EX1)")
+        ex2 = where(d, "Mailbox Store (EX2)")
+    code, out, err = lab.cli(capsys, "move", "jsmith", "--to", "Mailbox Store (EX2)",
+                             "--home-mta", ex1.mta, "--apply", "--undo-file",
+                             str(lab.tmp / "undo.ldif"))
+    assert code == 0, err
+    with lab.open() as d:
+        jsmith = mailboxes(d)["jsmith"]
+        assert dnu.key(jsmith.text("homeMDB") or "") == dnu.key(ex2.store)
+        assert dnu.key(jsmith.text("homeMTA") or "") == dnu.key(ex1.mta)
+        assert jsmith.text("msExchHomeServerName") == ex2.server_legacy
+
+
+def test_home_mta_must_name_an_mta(make_lab: Callable[..., Lab],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    lab = make_lab(NO_MTA)
+    with lab.open() as d:
+        ex2 = where(d, "Mailbox Store (EX2)")
+        before = data_snapshot(d)
+    # an existing object that is not an MTA: refused, saying what it names
+    for dn, what in ((ex2.store, "mailbox store"), (ex2.server, "server"),
+                     (f"OU=Staff,{DOMAIN}", "not an MTA")):
+        code, out, err = lab.cli(capsys, "move", "jsmith", "--to", "Mailbox Store (EX2)",
+                                 "--home-mta", dn, "--apply")
+        assert (code, out) == (1, ""), (dn, err)
+        line = one_line_error(err)
+        assert what in line and "objectClass mTA" in line, line
+    # what is no object, or no DN at all, is bad input
+    for dn in (f"CN=Nope,{DOMAIN}", "not a dn"):
+        code, out, err = lab.cli(capsys, "move", "jsmith", "--to", "Mailbox Store (EX2)",
+                                 "--home-mta", dn, "--apply")
+        assert (code, out) == (2, ""), (dn, err)
+        assert "--home-mta" in one_line_error(err)
+    assert lab.state() == before
+    assert no_undo_files(lab.tmp)
 
 
 def with_second_store_named_like_ex1s(text: str) -> str:

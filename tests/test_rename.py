@@ -435,11 +435,14 @@ def test_the_2007_group_is_never_renamed(tmp_path: Path, capsys: pytest.CaptureF
     labgen.write(path, 10)
     original = path.read_bytes()
     assert FYDIBOHF23SPDLT in path.read_text(encoding="utf-8")
-    for args in (["admin-group", FYDIBOHF23SPDLT, "Modern Servers"],
-                 ["admin-group", FYDIBOHF23SPDLT.upper(), "Modern Servers"],
-                 ["admin-group", "First Administrative Group", FYDIBOHF23SPDLT.lower()]):
+    # renaming the group is refused (exit 1); a new name that is the reserved one is
+    # bad input (exit 2: choose another)
+    for args, exit_code in ((["admin-group", FYDIBOHF23SPDLT, "Modern Servers"], 1),
+                            (["admin-group", FYDIBOHF23SPDLT.upper(), "Modern Servers"], 1),
+                            (["admin-group", "First Administrative Group",
+                              FYDIBOHF23SPDLT.lower()], 2)):
         code, out, err = cli(capsys, "--ldif", str(path), "rename", *args, "--apply", "--lab")
-        assert code == 2, err
+        assert code == exit_code, err
         assert out == "" and len(err.strip().splitlines()) == 1
         assert "FYDIBOHF23SPDLT" in err
     assert path.read_bytes() == original
@@ -664,13 +667,15 @@ def test_set_to_an_invalid_value_exits_2(ldif_lab: Lab, capsys: pytest.CaptureFi
     assert out == "" and "invalid legacyExchangeDN" in err
 
 
-def test_set_to_a_value_another_object_holds_exits_2(ldif_lab: Lab,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_set_to_a_value_another_object_holds_is_refused(
+        ldif_lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """A well-formed value another object holds: a safety refusal (exit 1), as the
+    uniqueness gate refuses it through `exdir apply`."""
     with ldif_lab.open() as d:
         taken = next(d.search(d.naming.domain, "(mailNickname=dhall)", ("legacyExchangeDN",)))
     value = (taken.text("legacyExchangeDN") or "").upper()  # any case: the same value
     code, out, err = cli(capsys, *ldif_lab.options(), "legacydn", "set", "jsmith", value)
-    assert code == 2, err
+    assert code == 1, err
     assert out == "" and "Don Hall" in err
     assert ldif_lab.file_bytes() == SAMPLE.read_bytes()
 
@@ -730,3 +735,19 @@ def test_set_a_server_moves_its_mailboxes_home_value_then_undo(
                        str(lab.tmp / "redo.ldif"))
     assert code == 0, err
     same_state(before_state, lab.state())
+
+
+def test_a_group_whose_value_is_outside_the_organisation_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The directory is what is wrong, not the command: a refusal (exit 1) naming the audit."""
+    path = tmp_path / "lab.ldif"
+    text = SAMPLE.read_text(encoding="utf-8")
+    assert text.count("\nlegacyExchangeDN: /o=Fabrikam/ou=Europe\n") == 1
+    path.write_text(text.replace("\nlegacyExchangeDN: /o=Fabrikam/ou=Europe\n",
+                                 "\nlegacyExchangeDN: /o=Elsewhere/ou=Europe\n"), encoding="utf-8")
+    original = path.read_bytes()
+    code, out, err = cli(capsys, "--ldif", str(path), "rename", "admin-group", "Europe", "EMEA",
+                         "--apply", "--lab")
+    assert (code, out) == (1, ""), err
+    assert "legacydn audit" in err and len(err.strip().splitlines()) == 1
+    assert path.read_bytes() == original

@@ -25,11 +25,14 @@ def _bool(value: str | None) -> bool:
     return (value or "").strip().upper() == "TRUE"
 
 
-def _mixed(value: str | None) -> bool:
-    """msExchMixedMode: only FALSE (or no value) is native mode.  Anything else (`1`,
-    `yes`, a typo) is taken as mixed, the state whose safety rules are stricter: a
-    wrong "native" would let the ADC write old homes back over a move."""
-    return value is not None and value.strip().upper() != "FALSE"
+def _mixed(value: str | None) -> bool | None:
+    """msExchMixedMode: only FALSE is native mode; no value is unknown (None: OpenChange's
+    provisioning writes none, and absent is not FALSE).  Anything else (`1`, `yes`, a
+    typo) is taken as mixed, the state whose safety rules are stricter: a wrong
+    "native" would let the ADC write old homes back over a move."""
+    if value is None:
+        return None
+    return value.strip().upper() != "FALSE"
 
 
 def _int(value: str | None) -> int | None:
