@@ -159,8 +159,8 @@ def _modify_done(entry: Mapping[str, list[Value]], change: Modify) -> bool:
             removed[:] = [b"\0*"] if not mod.values else []
     for name, (_, added, removed) in final.items():
         have = entry.get(name, [])
-        if b"\0*" in removed and not added and have:
-            return False
+        if b"\0*" in removed and any(not _holds(name, added, h) for h in have):
+            return False  # cleared, then the added values: the attribute holds nothing else
         for v in added:
             if not _holds_as_written(name, have, v):
                 return False

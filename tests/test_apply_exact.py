@@ -146,6 +146,41 @@ def test_a_modify_whose_result_shows_is_done_and_skipped(lab: Lab) -> None:
     assert result.outcome == "nothing to do"
 
 
+def test_a_clear_then_add_is_done_only_when_nothing_else_is_left(lab: Lab) -> None:
+    """`delete: description` (every value) then `add: description new` ends with exactly
+    [new]: an entry holding new *and* old has not got there (a mutant of the check found
+    it counted done, leaving old in place), one holding only new has."""
+    with lab.open() as d:
+        d.modify(PAT, [Mod("add", "description", ("old", "new"))])
+        d.save()
+    plan = Plan((Modify(PAT, (Mod("delete", "description", ()),
+                              Mod("add", "description", ("new",))), "clear, then new"),))
+    with lab.open() as d:
+        result = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert [s.status for s in result.steps] == ["pending"] and result.exit_code == 0, result.message
+    with lab.open() as d:
+        pat = d.read(PAT, ("description",))
+        assert pat is not None and pat.texts("description") == ["new"]
+        again = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo2.ldif"))
+    assert again.exit_code == 0 and again.outcome == "nothing to do", again.message
+
+
+def test_a_step_that_clears_an_attribute_is_done_only_without_other_values() -> None:
+    """The done test of a modify whose delete could not be resolved to values (the entry
+    is found only under a later name, as an undo after a partial run sees it): a cleared
+    attribute ends with exactly the values added after the clear, so one still holding
+    another value is not done (both spellings of "clear": a value-less delete and an
+    empty replace)."""
+    from exdir.apply import _modify_done
+    for clear in (Mod("delete", "description", ()), Mod("replace", "description", ())):
+        step = Modify(PAT, (clear, Mod("add", "description", ("new",))), "clear, then new")
+        assert _modify_done({"description": ["new"]}, step)
+        assert not _modify_done({"description": ["new", "old"]}, step)
+        assert not _modify_done({"description": ["old"]}, step)
+        bare = Modify(PAT, (clear,), "clear")
+        assert _modify_done({}, bare) and not _modify_done({"description": ["old"]}, bare)
+
+
 # --- item 22: a rename onto an existing name ----------------------------------------------
 
 def test_a_rename_onto_an_existing_entry_is_a_conflict_at_check_time(lab: Lab) -> None:
