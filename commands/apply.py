@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+import time
+from typing import Any, Optional, Sequence
 
 import typer
 
@@ -19,20 +20,56 @@ from exdir.text import printable
 from .context import Options, options
 
 
-def progress_printer(opts: Options):  # type: ignore[no-untyped-def]
-    """A one-line progress bar on stderr when it is a terminal; nothing with -q."""
+class ProgressBar:
+    """A rich bar on stderr for an apply that takes more than SHOW_AFTER seconds: steps
+    done / total, rate, time left.  Drawn by hand (no refresh thread: a thread would
+    take the SIGINT/SIGTERM the apply holds while it writes), at most 10 times a second."""
+
+    SHOW_AFTER = 2.0
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+        self._drawn = 0.0
+        self._bar: Any = None  # a rich.progress.Progress once shown
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+        if self._bar is None:
+            if now - self._started < self.SHOW_AFTER or done >= total:
+                return
+            try:
+                from rich.console import Console
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                                           TaskProgressColumn, TextColumn, TimeRemainingColumn)
+            except ImportError:  # rich comes with typer; without it, no bar
+                self._started = float("inf")
+                return
+            self._bar = Progress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(),
+                                 TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+                                 TimeRemainingColumn(), console=Console(file=sys.stderr),
+                                 auto_refresh=False, transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task("apply", total=total, rate="")
+        if now - self._drawn >= 0.1 or done >= total:
+            rate = done / (now - self._started) if now > self._started else 0.0
+            self._bar.update(self._task, completed=done, rate=f"{rate:,.0f} steps/s")
+            self._bar.refresh()
+            self._drawn = now
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def progress_printer(opts: Options) -> ProgressBar | None:
+    """The progress bar on stderr when it is a terminal; nothing with -q."""
     if opts.quiet or not sys.stderr.isatty():
         return None
-
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / total) if total else width
-        sys.stderr.write(f"\rapplying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
+    return ProgressBar()
 
 
 def finish(opts: Options, result: ApplyResult, report: str | None,
@@ -84,8 +121,13 @@ def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
         else:
             blocked_note(evaluate(directory, plan, safety))
         return
-    result = run(directory, plan, apply=True, undo_file=undo_file,
-                 progress=progress_printer(opts), safety=safety)
+    bar = progress_printer(opts)
+    try:
+        result = run(directory, plan, apply=True, undo_file=undo_file, progress=bar,
+                     safety=safety)
+    finally:
+        if bar is not None:
+            bar.close()
     finish(opts, result, report, moves)
 
 
@@ -123,10 +165,14 @@ def apply_cmd(
             opts.open()  # says which option is missing
         sys.stdout.write(render(plan))
         return
-    with opts.open(write=do_apply) as directory:
-        result = run(directory, plan, apply=do_apply, undo_file=undo_file,
-                     progress=progress_printer(opts),
-                     safety=Safety(lab=lab, adc_stopped=adc_stopped))
+    bar = progress_printer(opts) if do_apply else None
+    try:
+        with opts.open(write=do_apply) as directory:
+            result = run(directory, plan, apply=do_apply, undo_file=undo_file, progress=bar,
+                         safety=Safety(lab=lab, adc_stopped=adc_stopped))
+    finally:
+        if bar is not None:
+            bar.close()
     if not do_apply:
         sys.stdout.write(render(result.plan or plan))
         counts = result.checked

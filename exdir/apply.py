@@ -10,9 +10,11 @@ half-done"):
    applied where the step never ran) or a *conflict*.  Any conflict refuses the
    plan before the first write (exit 1).
 2. Write the undo file (the exact inverse, as LDIF) before the first write, and a
-   journal line after each step, fsynced, so a killed run can be finished or undone.
-3. Apply step by step; each modify carries its old values, so a concurrent change
-   fails the step instead of being overwritten.
+   journal line after each step, fsynced per batch (exdir.journal says why a journal
+   that lags by a batch loses nothing: the undo file is the recovery path).
+3. Apply through Directory.write_many (a server keeps several modifies in flight;
+   renames, adds and deletes go alone, in order); each modify carries its old values,
+   so a concurrent change fails the step instead of being overwritten.
 4. Read back what was written.  On any failure apply the inverse of the steps done,
    newest first (exit 3); if that fails too, exit 4 naming the undo file and the
    step to resume from.  An LDIF directory is saved only after full success.
@@ -28,7 +30,7 @@ from typing import Callable, Literal, Mapping
 from . import dn as dnu
 from . import schema
 from . import values as vals
-from .backends.base import Directory, apply_mods
+from .backends.base import Directory, Write, apply_mods
 from .errors import (Conflict, EntryExists, ExdirError, InputError, Interrupted, NoSuchEntry,
                      Refused)
 from .gates import Gate, Safety, evaluate as evaluate_gates
@@ -441,6 +443,86 @@ def _as_stored(change: Modify, entry: Mapping[str, list[Value]],
 
 # --- writing ---------------------------------------------------------------------------
 
+def _as_write(change: Change) -> Write:
+    """The change as one of Directory.write_many's writes."""
+    if isinstance(change, Modify):
+        return ("modify", change.dn, change.mods)
+    if isinstance(change, Rename):
+        return ("rename", change.dn, change.new_rdn, change.new_superior)
+    if isinstance(change, Add):
+        return ("add", change.dn, {n: list(v) for n, v in change.attributes})
+    return ("delete", change.dn)
+
+
+def _write_all(directory: Directory, checked: Checked, journal: Journal, did: str,
+               done: list[int], progress: Progress | None, total: int) -> None:
+    """Write every pending step through Directory.write_many; `done` gets the number of
+    every step that landed, in step order.  Raises _Failed for the first step that
+    failed, once nothing is in flight any more.
+
+    A server backend keeps several writes in flight (exdir.backends.ldap: consecutive
+    modifies of distinct entries overlap; renames, adds and deletes go alone, in plan
+    order), so when a step fails, later ones may have been sent already: no new write
+    starts after the first failure, those in flight are waited for, and every one that
+    landed is in `done`, so the rollback undoes it, newest first.  A write whose reply
+    was lost (anything but the server's refusal) is read back: if its result shows, it
+    landed and is rolled back with the others.
+
+    SIGINT and SIGTERM are held for the whole write phase, not acted on inside the client
+    library (a write the server made would be neither recorded nor rolled back); one
+    that arrives stops new writes like a failure, and acts once the writes in flight
+    are in and recorded (the caller rolls back).
+    """
+    todo = [r for r in checked.steps if r.status != "done"]
+    changes = checked.plan.changes
+    failed: list[tuple[int, BaseException]] = []
+    last = time.perf_counter()
+
+    def on_result(i: int, error: BaseException | None) -> bool:
+        nonlocal last
+        record = todo[i]
+        now = time.perf_counter()
+        record.seconds, last = now - last, now
+        if error is None:
+            record.outcome = "applied"
+            done.append(record.number)
+            journal.step(record.number, did, record.dn)
+        else:
+            record.outcome, record.detail = "failed", _message(error)
+            failed.append((record.number, error))
+        if progress:
+            progress(len(done), total)
+        return not failed and not _signal_waiting()
+
+    held = _hold_signals()
+    try:
+        directory.write_many([_as_write(changes[r.number - 1]) for r in todo], on_result)
+        for number, error in sorted(failed, key=lambda f: f[0]):
+            change = changes[number - 1]
+            if not isinstance(error, (Conflict, NoSuchEntry, EntryExists)) and (
+                    _landed(directory, change)):
+                done.append(number)  # rolled back with the others
+                checked.steps[number - 1].detail += " (the change was made nonetheless)"
+                journal.step(number, f"{did} despite an error", checked.steps[number - 1].dn)
+        done.sort()
+        if failed:
+            number, error = min(failed, key=lambda f: f[0])
+            raise _Failed(number, error)
+    finally:
+        done.sort()
+        _release_signals(held)  # a signal that came meanwhile acts here
+
+
+def _signal_waiting() -> bool:
+    """True where a SIGINT or SIGTERM is pending (held by _hold_signals)."""
+    import signal
+
+    try:
+        return bool(signal.sigpending() & {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, OSError):
+        return False
+
+
 def _write(directory: Directory, change: Change) -> None:
     if isinstance(change, Modify):
         directory.modify(change.dn, change.mods)
@@ -627,7 +709,6 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
     did = "staged" if directory.backend == "ldif" else "done"
     held_signals: set[int] | None = None
     done: list[int] = []
-    changes = checked.plan.changes
     t1 = time.perf_counter()
     try:
         try:
@@ -635,31 +716,7 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
                 if record.status == "done":
                     record.outcome = "skipped"
                     journal.step(record.number, "skipped", record.dn)
-                    continue
-                s0 = time.perf_counter()
-                # a signal waits while a step is written and recorded: interrupted
-                # inside the client library, a write the server made would be
-                # neither recorded nor rolled back
-                step_held = _hold_signals()
-                try:
-                    try:
-                        _write(directory, changes[record.number - 1])
-                    except Exception as exc:  # noqa: BLE001 - any failure rolls back
-                        record.outcome, record.detail = "failed", _message(exc)
-                        if not isinstance(exc, (Conflict, NoSuchEntry, EntryExists)) and (
-                                _landed(directory, changes[record.number - 1])):
-                            done.append(record.number)  # rolled back with the others
-                            record.detail += " (the change was made nonetheless)"
-                            journal.step(record.number, f"{did} despite an error", record.dn)
-                        raise _Failed(record.number, exc) from None
-                    record.seconds = time.perf_counter() - s0
-                    record.outcome = "applied"
-                    done.append(record.number)
-                    journal.step(record.number, did, record.dn)
-                finally:
-                    _release_signals(step_held)  # a signal that came meanwhile acts here
-                if progress:
-                    progress(len(done), len(pending))
+            _write_all(directory, checked, journal, did, done, progress, len(pending))
             timings["write"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             problems = _verify(directory, checked, done)

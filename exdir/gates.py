@@ -95,9 +95,11 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
             gates += _rename_gates(directory, topology, plan, renamed, safety)
         if homes:
             gates += _adc_gate(directory, topology, plan, safety)
-    writes = plan if pending is None else Plan(tuple(
-        c for n, c in enumerate(plan.changes, start=1) if n in set(pending)))
+    chosen = None if pending is None else set(pending)
+    writes = plan if chosen is None else Plan(tuple(
+        c for n, c in enumerate(plan.changes, start=1) if n in chosen))
     gates += _unique_gate(directory, writes)
+    _DELETED.clear()
     return gates
 
 
@@ -203,17 +205,7 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
     (made before they existed) or incomplete (cut by hand)."""
     esc = escape_filter_chars(r.old_prefix)
     flt = f"(|(legacyExchangeDN={esc}*)(msExchHomeServerName={esc}*))"
-    deleted: set[tuple[str, str, str]] = set()
-    for change, origin in zip(plan.changes, plan.origins()):
-        if isinstance(change, Modify):
-            for mod in change.mods:
-                if mod.op in ("delete", "replace"):
-                    for v in mod.values:
-                        if isinstance(v, str):
-                            deleted.add((dnu.key(origin), mod.attribute.lower(),
-                                         _key(mod.attribute, v)))
-                    if mod.op == "delete" and not mod.values or mod.op == "replace":
-                        deleted.add((dnu.key(origin), mod.attribute.lower(), "*"))
+    deleted = _deleted(plan)
     missed: list[str] = []
     for change in plan.changes:  # a value the plan itself writes under the old prefix
         for attribute, values in _added(change):
@@ -236,6 +228,31 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
     shown = "; ".join(missed[:3]) + (" …" if len(missed) > 3 else "")
     return [Gate("stale", f"the plan is stale: {len(missed)} value(s) under {r.old_prefix} "
                           f"that it does not rewrite ({shown}); make the plan again")]
+
+
+_DELETED: dict[int, tuple[Plan, set[tuple[str, str, str]]]] = {}
+
+
+def _deleted(plan: Plan) -> set[tuple[str, str, str]]:
+    """(entry key before the plan, attribute, value key or "*") of every value the plan
+    deletes or replaces; computed once per plan (the stale gate asks once per rename)."""
+    held = _DELETED.get(id(plan))
+    if held is not None and held[0] is plan:
+        return held[1]
+    deleted: set[tuple[str, str, str]] = set()
+    for change, origin in zip(plan.changes, plan.origins()):
+        if isinstance(change, Modify):
+            for mod in change.mods:
+                if mod.op in ("delete", "replace"):
+                    for v in mod.values:
+                        if isinstance(v, str):
+                            deleted.add((dnu.key(origin), mod.attribute.lower(),
+                                         _key(mod.attribute, v)))
+                    if mod.op == "delete" and not mod.values or mod.op == "replace":
+                        deleted.add((dnu.key(origin), mod.attribute.lower(), "*"))
+    _DELETED.clear()  # one plan at a time: nothing held past the next
+    _DELETED[id(plan)] = (plan, deleted)
+    return deleted
 
 
 # --- moves ----------------------------------------------------------------------------
@@ -261,10 +278,17 @@ def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
                     gained[key] = v
                     names[key] = change.dn
     same_group: list[str] = []
+    servers: dict[str, object] = {}  # a plan names few stores: each looked up once
+
+    def server(store: str):  # type: ignore[no-untyped-def]
+        if store not in servers:
+            servers[store] = _server(topology, store)
+        return servers[store]
+
     for key, new in gained.items():
         if key not in lost:
             continue
-        if same_group_move(_server(topology, lost[key]), _server(topology, new)):
+        if same_group_move(server(lost[key]), server(new)):  # type: ignore[arg-type]
             same_group.append(names[key])
     if safety.adc_stopped or not same_group:
         return []

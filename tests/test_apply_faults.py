@@ -25,8 +25,8 @@ from exdir.gates import Safety
 from exdir.backends.base import Directory
 from exdir.backends.memory import open_ldif
 from exdir.backends.ldap import open_url
-from tests.plans import (Faulty, Snapshot, differences, fail_at, mixed_plan, reply_lost_at,
-                         slapd_state, snapshot)
+from tests.plans import (Faulty, Snapshot, differences, fail_at, mixed_plan, moves_plan,
+                         reply_lost_at, slapd_state, snapshot)
 from tests.servers.slapd import MakeSlapd
 
 # The engine's own tests run in a lab with the ADC stopped: the safety gates have
@@ -95,3 +95,74 @@ def test_a_failure_at_every_step_leaves_slapd_as_before(
     with open_url(server.url, server.bind_dn, server.password) as directory:
         figures = every_step(directory, tmp_path, mode, reader=lambda: slapd_state(server))
     assert figures == {"points": STEPS, "restored": STEPS}
+
+
+# --- the pipelined path (issue 14): several modifies in flight on slapd ----------------
+
+PIPELINED_STEPS = 150
+
+
+@pytest.mark.slapd
+@pytest.mark.parametrize("mode", ["refused", "reply lost"])
+def test_a_failure_among_pipelined_writes_rolls_back_every_one_that_landed(
+        slapd_factory: MakeSlapd, tmp_path: Path, mode: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ldap backend keeps up to WINDOW modifies in flight; the k-th fails (refused by
+    the server, or made with its reply lost) while later ones are already sent.  No write
+    starts after it, those in flight are waited for, and every one that landed (the
+    failed one too, where it was made) is rolled back: slapd is as before, exit 3."""
+    from ldap3 import MODIFY_DELETE
+    from ldap3.operation.modify import modify_operation
+
+    from exdir.backends import ldap as ldap_backend
+    from exdir.lab import generate
+
+    server = slapd_factory("".join(generate(mailboxes=PIPELINED_STEPS)))
+    sent = {"n": 0, "most": 0}
+    fail = {"at": 0, "replies": 0}
+    real_send, real_reply = ldap_backend._Pipe.send, ldap_backend._Pipe.reply
+    real_request = ldap_backend.LdapDirectory._modify_request
+
+    def send(self, kind, request, tag):  # type: ignore[no-untyped-def]
+        real_send(self, kind, request, tag)
+        if kind == "modifyRequest":
+            sent["most"] = max(sent["most"], len(self.pending))
+
+    def request(self, dn, mods):  # type: ignore[no-untyped-def]
+        sent["n"] += 1
+        if mode == "refused" and sent["n"] == fail["at"]:  # the server refuses this one
+            return modify_operation(dn, {"description": [(MODIFY_DELETE, [b"not there"])]},
+                                    False, None, None, False)
+        return real_request(self, dn, mods)
+
+    def reply(self):  # type: ignore[no-untyped-def]
+        tag, entries, result = real_reply(self)
+        if result.get("type") == "modifyResponse":
+            fail["replies"] += 1
+            if mode == "reply lost" and fail["replies"] == fail["at"]:  # made, reply lost
+                result = {"type": "modifyResponse", "result": 52, "description": "unavailable",
+                          "message": "injected: the reply was lost", "dn": "", "referrals": None}
+        return tag, entries, result
+
+    monkeypatch.setattr(ldap_backend._Pipe, "send", send)
+    monkeypatch.setattr(ldap_backend._Pipe, "reply", reply)
+    monkeypatch.setattr(ldap_backend.LdapDirectory, "_modify_request", request)
+    with open_url(server.url, server.bind_dn, server.password) as directory:
+        plan = moves_plan(directory, PIPELINED_STEPS)
+        before = snapshot(directory)
+        outside = slapd_state(server)
+        for k in (1, 2, 40, ldap_backend.WINDOW, ldap_backend.WINDOW + 1, PIPELINED_STEPS):
+            sent["n"], sent["most"], fail["at"], fail["replies"] = 0, 0, k, 0
+            result = run(directory, plan, apply=True, undo_file=str(tmp_path / f"u-{mode}-{k}"))
+            where = f"pipelined failure at step {k} ({mode})"
+            assert (result.outcome, result.exit_code) == ("rolled back", 3), \
+                f"{where}: {result.message}"
+            if k < PIPELINED_STEPS:
+                assert sent["most"] > 1, f"{where}: nothing was pipelined"
+            landed = [s.number for s in result.steps if s.outcome == "undone"]
+            assert all(s.outcome in ("undone", "failed", "not run") for s in result.steps)
+            assert len(landed) >= k - 1, where
+            now = snapshot(directory)
+            assert now == before, f"{where}:\n" + "\n".join(differences(before, now))
+            assert slapd_state(server) == outside, where
+    print(f"\nslapd, pipelined, {mode}: 6 failure points restored exactly")

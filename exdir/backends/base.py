@@ -15,6 +15,8 @@ from .. import schema
 from ..errors import Conflict, InputError
 from ..values import Value, _index_of
 
+Write = tuple  # ("modify", dn, mods) | ("rename", dn, rdn, superior) | ("add", dn, attrs) | ("delete", dn)
+"""One write for Directory.write_many."""
 Warn = Callable[[str], None]
 """Where a backend reports what it kept or skipped while loading (stderr by default)."""
 
@@ -230,6 +232,43 @@ class Directory:
         the entry or the new superior is missing.  DN-valued attributes pointing
         into the subtree follow where follows_dn_references says so."""
         raise NotImplementedError
+
+    def write_many(self, writes: Sequence["Write"],
+                   on_result: Callable[[int, BaseException | None], bool]) -> None:
+        """Carry out writes in their order; on_result(i, error) once the i-th has its reply
+        (error None: made), and a False answer stops new writes.
+
+        Each write is ("modify", dn, mods) | ("rename", dn, new_rdn, new_superior) |
+        ("add", dn, attributes) | ("delete", dn).  This default makes them one at a time
+        through the single-entry methods (so a backend, or a wrapper that overrides only
+        those, inherits it); a server backend may keep several in flight, provided the
+        directory ends as the sequence would leave it: only consecutive modifies of
+        distinct entries overlap, anything else waits for what is in flight.  Every write
+        sent gets its on_result, also after a stop; the call returns only then.  A
+        failure is reported, never raised (KeyboardInterrupt aside)."""
+        for i, write in enumerate(writes):
+            try:
+                self.write_one(write)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                if not on_result(i, exc):
+                    return
+                continue
+            if not on_result(i, None):
+                return
+
+    def write_one(self, write: "Write") -> None:
+        """One write of write_many's form, through the single-entry methods."""
+        kind = write[0]
+        if kind == "modify":
+            self.modify(write[1], write[2])
+        elif kind == "rename":
+            self.rename(write[1], write[2], write[3])
+        elif kind == "add":
+            self.add(write[1], write[2])
+        elif kind == "delete":
+            self.delete(write[1])
+        else:
+            raise ValueError(f"unknown write {kind!r}")
 
     def save(self) -> None:
         """Make writes durable (the LDIF backend rewrites its file; servers need nothing)."""

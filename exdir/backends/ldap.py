@@ -8,25 +8,32 @@ and binding (TLS, NTLM) is exdir.backends.binds.
 from __future__ import annotations
 
 import re
+import socket
 import uuid
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import ldap3
 from ldap3 import ALL_ATTRIBUTES, BASE, LEVEL, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPException
+from ldap3.operation.modify import modify_operation
+from ldap3.operation.search import search_operation
+from ldap3.strategy.base import BaseStrategy
+from ldap3.strategy.sync import SyncStrategy
+from ldap3.utils.asn1 import decode_message_fast
 from ldap3.utils.conv import escape_filter_chars
 
 from .. import dn as dnu
 from .. import schema
-from ..errors import (Conflict, ConnectionFailed, DirectoryError, EntryExists, InputError,
-                      NoSuchEntry, plain)
+from ..errors import (Conflict, ConnectionFailed, DirectoryError, EntryExists, ExdirError,
+                      InputError, NoSuchEntry, plain)
 from ..values import Value, decode, encode
 from . import binds
-from .base import Directory, Entry, ModLike, NamingContexts
+from .base import Directory, Entry, ModLike, NamingContexts, Write
 
 AD_CAPABILITY = "1.2.840.113556.1.4.800"
 AD_LDS_CAPABILITY = "1.2.840.113556.1.4.1851"
 PAGE_SIZE = 1000  # Active Directory's MaxPageSize
+WINDOW = 64  # requests in flight at once on the one connection (benchmarks/apply_slapd.py)
 _SCOPES = {"base": BASE, "one": LEVEL, "subtree": SUBTREE}
 
 
@@ -65,6 +72,73 @@ def _error_for(dn: str, result: Mapping[str, object]) -> DirectoryError:
 # a DN value that followed its target into Deleted Objects: `CN=Old MTA\0ADEL:<guid>,…`
 _TOMBSTONE = re.compile(rb"^[^,]*\\0ADEL:([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}),",
                         re.IGNORECASE)
+
+
+class _Pipe:
+    """Several requests in flight on the connection's own socket (RFC 4511 4.1.1: a
+    client need not wait for one reply before sending the next; each reply names its
+    request's message ID).
+
+    ldap3's SYNC strategy sends one request and reads the socket until that reply is
+    whole; here requests go out through the strategy's own `send` (its encoder, the same
+    bytes as a synchronous call) and the replies are read back by message ID with
+    ldap3's own decoder.  Every request sent is waited for (`drain`) before the
+    connection is used synchronously again, so ldap3 never sees a reply it did not ask
+    for."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.strategy = connection.strategy
+        self.pending: dict[int, tuple[object, list[Mapping[str, object]]]] = {}
+        self._buffer = bytearray()
+
+    def send(self, kind: str, request: object, tag: object) -> None:
+        message_id = self.strategy.send(kind, request, None)
+        self.strategy._outstanding.pop(message_id, None)  # answered here, not by ldap3
+        self.pending[message_id] = (tag, [])
+
+    def reply(self) -> tuple[object, list[Mapping[str, object]], Mapping[str, object]]:
+        """The next request answered: its tag, the entries it returned, its result."""
+        while True:
+            size = BaseStrategy.compute_ldap_message_size(self._buffer)
+            while size == -1 or len(self._buffer) < size:
+                try:
+                    data = self.connection.socket.recv(1 << 16)
+                except (OSError, socket.timeout) as exc:
+                    raise LDAPException(f"receiving failed: {exc}") from None
+                if not data:
+                    raise LDAPException("the server closed the connection")
+                self._buffer += data
+                size = BaseStrategy.compute_ldap_message_size(self._buffer)
+            message = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            decoded = decode_message_fast(message)
+            response = self.strategy.decode_response_fast(decoded)
+            message_id = int(decoded["messageID"])
+            if message_id not in self.pending:
+                if message_id == 0:  # a notice of disconnection
+                    raise LDAPException("the server ended the session")
+                continue
+            tag, entries = self.pending[message_id]
+            kind = response.get("type")
+            if kind == "searchResEntry":
+                entries.append(response)
+                continue
+            if kind in ("searchResRef", "intermediateResponse"):
+                continue
+            del self.pending[message_id]
+            return tag, entries, response
+
+    def drain(self) -> list[tuple[object, BaseException]]:
+        """Wait for every request in flight; the tags whose replies never came."""
+        lost: list[tuple[object, BaseException]] = []
+        while self.pending:
+            try:
+                self.reply()
+            except LDAPException as exc:
+                lost += [(tag, exc) for tag, _ in self.pending.values()]
+                self.pending.clear()
+        return lost
 
 
 class LdapDirectory(Directory):
@@ -131,13 +205,24 @@ class LdapDirectory(Directory):
                 return _entry_from_response(item)
         return None
 
+    def _pipelines(self) -> bool:
+        """True where requests can be pipelined on this connection (ldap3 SYNC over a
+        plain or TLS socket with its fast decoder; no SASL layer signing each message)."""
+        c = self.connection
+        return (type(c.strategy) is SyncStrategy and bool(c.fast_decoder)
+                and c.socket is not None and not c.sasl_mechanism)
+
     def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
                   ) -> dict[str, Entry]:
-        """Bulk read: OR-filters of up to 100 DNs per search, one search per partition."""
+        """Bulk read: base reads pipelined, WINDOW in flight (each answered from the
+        server's DN index), or where the connection cannot pipeline, OR-filters of up
+        to 100 DNs per search, one search per partition."""
         wanted = {dnu.key(d): d for d in dns}
         out: dict[str, Entry] = {}
         if not wanted:
             return out
+        if self._pipelines():
+            return self._read_pipelined(wanted, attributes)
         dn_attr = "distinguishedName" if self.is_active_directory else "entryDN"
         bases = sorted({c for c in self.naming.all} | {self.naming.domain}, key=len, reverse=True)
         groups: dict[str, list[str]] = {}
@@ -161,7 +246,123 @@ class LdapDirectory(Directory):
                         out[k] = entry
         return out
 
-    def modify(self, dn: str, mods: Sequence[ModLike]) -> None:
+    def _read_pipelined(self, wanted: Mapping[str, str], attributes: Sequence[str]
+                        ) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        c = self.connection
+        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        pipe = _Pipe(c)
+        todo = iter(wanted.items())
+        try:
+            while True:
+                for key, d in todo:
+                    request = search_operation(d, "(objectClass=*)", BASE, ldap3.DEREF_NEVER,
+                                               attrs, 0, 0, False, True, c.auto_encode,
+                                               None, None, False)
+                    pipe.send("searchRequest", request, key)
+                    if len(pipe.pending) >= WINDOW:
+                        break
+                if not pipe.pending:
+                    return out
+                tag, entries, result = pipe.reply()
+                assert isinstance(tag, str)
+                name = result.get("description")
+                if name not in ("success", "noSuchObject", "invalidDNSyntax"):
+                    raise _error_for(wanted[tag], result)
+                for item in entries:
+                    out[tag] = _entry_from_response(item)
+        except LDAPException as exc:
+            raise DirectoryError(f"bulk read failed: {exc}") from None
+        finally:
+            pipe.drain()
+
+    def write_many(self, writes: Sequence[Write],
+                   on_result: Callable[[int, BaseException | None], bool]) -> None:
+        """Consecutive modifies of distinct entries pipelined, WINDOW in flight; a rename,
+        add or delete, a second modify of an entry in flight, or a modify that must first
+        read a GUID (AD) waits until everything sent has its reply, so the directory ends
+        as the writes one by one would leave it."""
+        if not self._pipelines():
+            super().write_many(writes, on_result)
+            return
+        pipe = _Pipe(self.connection)
+        in_flight: set[str] = set()
+        stop = False
+        i = 0
+
+        def answer() -> None:
+            nonlocal stop
+            got: list[tuple[int, BaseException | None]]
+            try:
+                tag, _, result = pipe.reply()
+                assert isinstance(tag, int)
+                got = [(tag, None if result.get("description") == "success"
+                        else _error_for(writes[tag][1], result))]
+            except LDAPException as exc:
+                got = []
+                for t, _ in pipe.pending.values():
+                    assert isinstance(t, int)
+                    got.append((t, DirectoryError(f"{writes[t][1]}: no reply: {exc}",
+                                                  dn=writes[t][1])))
+                pipe.pending.clear()
+            for n, error in got:
+                in_flight.discard(dnu.key(writes[n][1]))
+                if not on_result(n, error):
+                    stop = True
+
+        while True:
+            while not stop and i < len(writes) and len(pipe.pending) < WINDOW:
+                write = writes[i]
+                key = dnu.key(write[1])
+                alone = write[0] != "modify" or key in in_flight or self._must_read(write[2])
+                if alone and pipe.pending:
+                    break  # it waits for what is in flight
+                if alone:
+                    error: BaseException | None = None
+                    try:
+                        self.write_one(write)
+                    except Exception as exc:  # noqa: BLE001 - reported
+                        error = exc
+                    i += 1
+                    if not on_result(i - 1, error):
+                        stop = True
+                    continue
+                try:
+                    request = self._modify_request(write[1], write[2])
+                    pipe.send("modifyRequest", request, i)
+                except (LDAPException, ExdirError) as exc:
+                    i += 1
+                    if not on_result(i - 1, exc if isinstance(exc, ExdirError) else
+                                     DirectoryError(f"{write[1]}: modify failed: {exc}",
+                                                    dn=write[1])):
+                        stop = True
+                    continue
+                in_flight.add(key)
+                i += 1
+            if not pipe.pending:
+                if stop or i >= len(writes):
+                    return
+                continue
+            answer()
+
+    def _must_read(self, mods: Sequence[ModLike]) -> bool:
+        """True where building the modify reads the directory (a GUID not cached yet)."""
+        if not self.is_active_directory:
+            return False
+        for mod in mods:
+            if mod.op == "delete" and mod.values and schema.kind_of(mod.attribute) == "dn":
+                for v in mod.values:
+                    raw = encode(v)
+                    if _TOMBSTONE.search(raw):
+                        continue
+                    try:
+                        if dnu.normalize(raw.decode("utf-8", "replace")).lower() not in self._guids:
+                            return True
+                    except InputError:
+                        continue
+        return False
+
+    def _changes(self, mods: Sequence[ModLike]) -> dict[str, list[tuple[str, list[bytes]]]]:
         changes: dict[str, list[tuple[str, list[bytes]]]] = {}
         for mod in mods:
             op = {"add": ldap3.MODIFY_ADD, "delete": ldap3.MODIFY_DELETE,
@@ -171,6 +372,14 @@ class LdapDirectory(Directory):
                     and schema.kind_of(mod.attribute) == "dn"):
                 values = [self._by_guid(v) for v in values]
             changes.setdefault(mod.attribute, []).append((op, values))
+        return changes
+
+    def _modify_request(self, dn: str, mods: Sequence[ModLike]) -> object:
+        c = self.connection
+        return modify_operation(dn, self._changes(mods), c.auto_encode, None, None, False)
+
+    def modify(self, dn: str, mods: Sequence[ModLike]) -> None:
+        changes = self._changes(mods)
         try:
             ok = self.connection.modify(dn, changes)
         except LDAPException as exc:
