@@ -13,6 +13,7 @@ from exdir.move import MoveRecord
 from exdir.plan import Plan
 from exdir.ldif_in import read_plan
 from exdir.ldif_out import render
+from exdir.replication import other_dc_warning
 from exdir.report import ReportNotWritten, check_report_path, write_report
 from exdir.text import printable
 
@@ -124,6 +125,9 @@ def apply_cmd(
         sys.stdout.write(render(plan))
         return
     with opts.open(write=do_apply) as directory:
+        warning = other_dc_warning(plan_file, directory)
+        if warning:
+            print(f"exdir: {printable(warning)}", file=sys.stderr)
         result = run(directory, plan, apply=do_apply, undo_file=undo_file,
                      progress=progress_printer(opts),
                      safety=Safety(lab=lab, adc_stopped=adc_stopped))

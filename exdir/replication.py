@@ -451,6 +451,65 @@ def _one(dc: Dc, expected: Sequence[Expected], open_dc: Opener,
     return result
 
 
+WRITTEN_TO = "written to domain controller: "
+
+
+def written_to(directory: object) -> str:
+    """Which DC a directory is, as the undo file's header and --report record it: a
+    server's URL without any user or password in it, an LDIF file's absolute path."""
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = getattr(directory, "url", None)
+    if isinstance(url, str) and url:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme.lower(), netloc, "", "", ""))
+    path = getattr(directory, "path", None)
+    if isinstance(path, str) and path:
+        return os.path.abspath(path)
+    describe = getattr(directory, "describe", None)
+    return str(describe()) if callable(describe) else ""
+
+
+def recorded_dc(plan_text: str) -> str | None:
+    """The DC an undo file's header says the run wrote to (None: not recorded).  It is
+    the header's last item; comments are wrapped at spaces (exdir.ldif_out), so the
+    value is what follows the label up to the end of the comment block."""
+    lines = plan_text.splitlines()
+    for i, line in enumerate(lines):
+        text = line.lstrip("#").strip()
+        if line.startswith("#") and text.startswith(WRITTEN_TO.strip()):
+            words = [text[len(WRITTEN_TO.strip()):].strip()]
+            for more in lines[i + 1:]:
+                if not more.startswith("#"):
+                    break
+                words.append(more.lstrip("#").strip())
+            value = " ".join(w for w in words if w)
+            return value or None
+        if line.startswith("dn:"):
+            break
+    return None
+
+
+def other_dc_warning(plan_path: str, directory: object) -> str | None:
+    """The warning `exdir apply UNDO` gives where the undo file was written on another
+    DC than the one it is now applied to (None: the same, or not recorded)."""
+    try:
+        with open(plan_path, "rb") as f:
+            head = f.read(8192).decode("utf-8", "replace")
+    except OSError:
+        return None
+    recorded = recorded_dc(head)
+    here = written_to(directory)
+    if recorded is None or not here or recorded == here:
+        return None
+    return (f"warning: {plan_path} was written by a run against {recorded}, not {here}: "
+            "until replication has carried that run's changes here, this DC may not "
+            "show them (exdir replication check)")
+
+
 def dc_url(base_url: str, host: str) -> str:
     """base_url with its host replaced by host: the same scheme and port for each DC."""
     from urllib.parse import urlsplit, urlunsplit

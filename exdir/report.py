@@ -39,6 +39,7 @@ def _as_dict(result: ApplyResult) -> dict[str, Any]:
         "exit_code": result.exit_code,
         "message": result.message,
         "started": result.started,
+        "domain_controller": result.written_to,
         "undo_file": result.undo_file,
         "journal_file": result.journal_file,
         "resume_from": result.resume_from,
@@ -53,7 +54,7 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
     data = as_dict(result, moves)
     root = ET.Element("exdirApply", {k: str(data[k]) for k in
                                      ("outcome", "exit_code", "started") if data[k] is not None})
-    for k in ("message", "undo_file", "journal_file", "resume_from"):
+    for k in ("message", "domain_controller", "undo_file", "journal_file", "resume_from"):
         if data[k] is not None:
             ET.SubElement(root, k).text = str(data[k])
     timings = ET.SubElement(root, "timings")

@@ -238,3 +238,32 @@ def test_render_round_trip_of_the_model_plan() -> None:
     from exdir.ldif_in import parse
 
     assert parse(render(PLAN)) == PLAN
+
+
+def test_undo_header_and_report_name_the_dc_and_another_dc_warns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab, other = tmp_path / "lab.ldif", tmp_path / "other.ldif"
+    shutil.copyfile(MULTIDC, lab)
+    shutil.copyfile(MULTIDC, other)
+    code, out, err = cli(capsys, "--ldif", str(lab), "move", "jsmith", "--to", MOVE_TO)
+    plan = tmp_path / "plan.ldif"
+    plan.write_text(out, encoding="utf-8")
+    undo, report = tmp_path / "undo.ldif", tmp_path / "report.json"
+    code, _, err = cli(capsys, "--ldif", str(lab), "apply", str(plan), "--apply",
+                       "--undo-file", str(undo), "--report", str(report))
+    assert code == 0, err
+    assert "# written to domain controller:" in undo.read_text(encoding="utf-8")
+    assert rep.recorded_dc(undo.read_text(encoding="utf-8")) == str(lab)
+    assert json.loads(report.read_text(encoding="utf-8"))["domain_controller"] == str(lab)
+    code, _, err = cli(capsys, "--ldif", str(other), "apply", str(undo))
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert code == 0 and len(warnings) == 1 and f"against {lab}, not {other}" in warnings[0]
+    code, _, err = cli(capsys, "--ldif", str(lab), "apply", str(undo))
+    assert code == 0 and "warning:" not in err, err
+
+
+def test_written_to_holds_no_credentials() -> None:
+    class Server:
+        url = "LDAPS://admin:secret@DC1.Fabrikam.com:636/"
+
+    assert rep.written_to(Server()) == "ldaps://dc1.fabrikam.com:636"

@@ -5,6 +5,8 @@ Each test prints the real `replication check` output it saw (pytest -s shows it)
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from exdir.backends.ldap import open_url
 from exdir.lab import generate
 from exdir.readers.topology import read_topology
 from tests.labs import cli
+from tests.servers.samba import (DOMAIN, DOMAIN_DN, SECOND_ADDRESS, LoopbackAddress, SambaDC,
+                                 _tool, join_dc)
 from tests.servers.slapd import MakeSlapd, Slapd, SlapdFactory
 
 MAILBOXES = 200
@@ -90,3 +94,66 @@ def test_slapd_multi_provider_converges_and_a_stopped_peer_is_named(
           f"converged={data['converged']} rounds={data['rounds']} "
           f"waited={data['waited_seconds']} s (exit {code})")
     assert code == 0 and data["converged"], out + err
+
+
+# --- Samba: two AD DCs, replication pulled on demand -------------------------------------------
+
+def _drs_replicate(first: SambaDC, second: SambaDC, nc: str) -> float:
+    """`samba-tool drs replicate DC2 DC1 NC --local`: DC2 pulls NC from DC1 now."""
+    env = {**os.environ, "KRB5_CONFIG": str(first.directory / "private" / "krb5.conf")}
+    began = time.monotonic()
+    done = subprocess.run([_tool("samba-tool"), "drs", "replicate", second.address,
+                           first.address, nc, "--local", "-U", f"{DOMAIN}\\Administrator",
+                           f"--password={first.password}", "-s", str(second.conf)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return time.monotonic() - began
+
+
+def test_samba_second_dc_behind_until_replicated(samba_lab, samba_factory,  # type: ignore[no-untyped-def]
+                                                 tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    sample = (Path(__file__).resolve().parent.parent / "samples" / "fabrikam.ldif")
+    first = samba_factory(sample.read_text(encoding="utf-8"))
+    args = ["--url", first.url, "--bind-dn", first.bind_dn,
+            "--password-file", str(first.password_file)]
+    with LoopbackAddress(SECOND_ADDRESS):
+        second = join_dc(first, samba_lab.root / f"dc2-{time.monotonic_ns()}")
+        try:
+            second.start()
+            code, out, err = cli(capsys, *args, "move", "jsmith", "kakers@fabrikam.com",
+                                 "--to", "EX2/First Storage Group/Mailbox Store (EX2)")
+            assert code == 0, err
+            plan = tmp_path / "move.ldif"
+            plan.write_text(out, encoding="utf-8")
+            code, _, err = cli(capsys, *args, "apply", str(plan), "--apply",
+                               "--undo-file", str(tmp_path / "undo.ldif"))
+            assert code == 0, err
+            check = [*args, "replication", "check", str(plan), "--dc", first.url,
+                     "--dc", second.url]
+            code, out, err = cli(capsys, *check)
+            show(capsys, f"\n$ exdir replication check move.ldif --dc {first.url} "
+                         f"--dc {second.url}   (before drs replicate)\n{out}{err}(exit {code})")
+            assert code == 1, out + err
+            assert f"{second.url}: behind: 0/2 step(s) show" in out, out
+            assert f"{first.url}: converged: 2/2 step(s) show" in out, out
+            assert err.strip().splitlines()[-1] == f"exdir: not converged: {second.url}"
+            took = _drs_replicate(first, second, DOMAIN_DN)
+            code, out, err = cli(capsys, *check, "--wait", "10")
+            show(capsys, f"\n$ samba-tool drs replicate {second.address} {first.address} "
+                         f"{DOMAIN_DN} --local   ({took:.2f} s)\n"
+                         f"$ exdir replication check move.ldif --dc {first.url} "
+                         f"--dc {second.url} --wait 10\n{out}{err}(exit {code})")
+            assert code == 0, out + err
+            assert out.count("converged: 2/2 step(s) show") == 2, out
+            assert "homeMDB: version" in out, out  # the replication metadata, per DC
+            code, out, err = cli(capsys, "--json", *check)
+            data = json.loads(out)
+            metas = [m for d in data["domain_controllers"] for m in d["metadata"].values()]
+            assert metas and all("homeMDB" in m for m in metas), data
+            versions = {d["url"]: sorted(m["homeMDB"]["version"]
+                                         for m in d["metadata"].values())
+                        for d in data["domain_controllers"]}
+            assert versions[first.url] == versions[second.url], versions
+        finally:
+            second.cleanup()
