@@ -36,6 +36,7 @@ def move(
                                      help="The ADC is stopped: allow moves it could undo."),
     do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
     report: Optional[str] = o.REPORT,
+    verify: bool = o.VERIFY_DCS, wait: float = o.VERIFY_WAIT,
 ) -> None:
     """Set homeMDB, homeMTA and msExchHomeServerName of each mailbox to the target
     store's; remove the wireless attributes when the target server is older than
@@ -62,4 +63,4 @@ def move(
         # the ADC gate (mixed mode, same-group moves) is met by the apply engine
         execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
                 report=report, moves=planned.moved.moves if planned.moved else None,
-                safety=Safety(adc_stopped=adc_stopped))
+                safety=Safety(adc_stopped=adc_stopped), verify=o.verify(verify, wait))

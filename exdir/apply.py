@@ -77,6 +77,7 @@ class ApplyResult:
     blocked: list[Gate] = field(default_factory=list)  # safety gates the plan fails here
     changed_since_check: list[int] = field(default_factory=list)  # steps others changed
     written_to: str = ""  # the DC (URL, no credentials) or LDIF file: exdir.replication
+    replication: dict[str, object] | None = None  # --verify-dcs: replication.Report.as_dict
 
     @property
     def counts(self) -> dict[str, int]:

@@ -28,6 +28,8 @@ def _mailboxes(result: ApplyResult, moves: Sequence[MoveRecord]) -> list[dict[st
 
 def as_dict(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> dict[str, Any]:
     data = _as_dict(result)
+    if result.replication is not None:
+        data["replication"] = result.replication
     if moves is not None:
         data["mailboxes"] = _mailboxes(result, moves)
     return data
@@ -72,6 +74,17 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
             ET.SubElement(el, "reason").text = s["reason"]
         if s["detail"]:
             ET.SubElement(el, "detail").text = s["detail"]
+    if "replication" in data:  # --verify-dcs: one element per DC
+        repl = ET.SubElement(root, "replication",
+                             {"converged": str(data["replication"].get("converged"))})
+        for d in data["replication"].get("domain_controllers", []):
+            el = ET.SubElement(repl, "domainController",
+                               {k: str(d[k]) for k in ("name", "url", "converged", "steps",
+                                                       "shown")})
+            if d.get("error"):
+                ET.SubElement(el, "error").text = str(d["error"])
+            for lag in d.get("lagging", []):
+                ET.SubElement(el, "lagging", {"step": str(lag["step"])}).text = lag["dn"]
     if "mailboxes" in data:
         # like Exchange 2003's move report: one element per mailbox, source, target,
         # outcome and time

@@ -267,3 +267,25 @@ def test_written_to_holds_no_credentials() -> None:
         url = "LDAPS://admin:secret@DC1.Fabrikam.com:636/"
 
     assert rep.written_to(Server()) == "ldaps://dc1.fabrikam.com:636"
+
+
+def test_verify_dcs_puts_the_per_dc_result_in_the_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = tmp_path / "lab.ldif"
+    shutil.copyfile(MULTIDC, lab)
+    for name in ("report.json", "report.xml"):
+        report = tmp_path / name
+        code, _, err = cli(capsys, "--ldif", str(lab), "x500", "add", "jsmith",
+                           f"X500:/o=Old/ou=Site/cn=Recipients/cn=jsmith-{name[-4:]}",
+                           "--apply", "--undo-file", str(tmp_path / f"undo-{name}.ldif"),
+                           "--verify-dcs", "--report", str(report))
+        assert code == 0, err
+        assert "every domain controller shows the changes (3)" in err
+        text = report.read_text(encoding="utf-8")
+        if name.endswith(".json"):
+            data = json.loads(text)["replication"]
+            assert data["converged"] and [d["name"] for d in data["domain_controllers"]] == [
+                "DC1", "DC2", "DC3"]
+        else:
+            assert '<replication converged="True">' in text and text.count(
+                "<domainController ") == 3
