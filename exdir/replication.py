@@ -322,9 +322,11 @@ def check_dc(directory: EntryReader, expected: Sequence[Expected], *, name: str 
              dc_names: Mapping[str, str] | None = None) -> DcResult:
     """Which steps one DC shows: one bulk read of every entry the results are on."""
     written = sorted({a for e in expected for a in e.attributes}, key=str.lower)
-    attributes = ["*"]
+    # the written attributes by name ("*" with more names is "*" alone to read_many, and
+    # AD returns replPropertyMetaData only when it is named)
+    attributes = ["objectClass", *written]
     if directory.is_active_directory and written:
-        attributes = ["*", *written, *META_ATTRIBUTES]
+        attributes += META_ATTRIBUTES
     found = directory.read_many(_read_dns(expected), attributes)
     result = DcResult(name, url, len(expected))
     lagging: list[tuple[int, str, str]] = []
