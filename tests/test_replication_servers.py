@@ -146,12 +146,14 @@ def test_samba_second_dc_behind_until_replicated(samba_lab, samba_factory,  # ty
                          f"--dc {second.url} --wait 10\n{out}{err}(exit {code})")
             assert code == 0, out + err
             assert out.count("converged: 2/2 step(s) show") == 2, out
-            assert "homeMDB: version" in out, out  # the replication metadata, per DC
+            # the replication metadata, per DC (homeMDB is linked: its values' metadata
+            # is msDS-ReplValueMetaData, not replPropertyMetaData)
+            assert "homeMTA: version" in out, out
             code, out, err = cli(capsys, "--json", *check)
             data = json.loads(out)
             metas = [m for d in data["domain_controllers"] for m in d["metadata"].values()]
-            assert metas and all("homeMDB" in m for m in metas), data
-            versions = {d["url"]: sorted(m["homeMDB"]["version"]
+            assert metas and all("homeMTA" in m for m in metas), data
+            versions = {d["url"]: sorted(m["homeMTA"]["version"]
                                          for m in d["metadata"].values())
                         for d in data["domain_controllers"]}
             assert versions[first.url] == versions[second.url], versions
