@@ -7,6 +7,7 @@ from typing import Any, Optional, Sequence
 
 import typer
 
+from exdir import operations
 from exdir.apply import ApplyResult, run
 from exdir.backends.base import Directory
 from exdir.gates import Safety, evaluate
@@ -14,9 +15,11 @@ from exdir.move import MoveRecord
 from exdir.plan import Plan
 from exdir.ldif_in import read_plan
 from exdir.ldif_out import render
+from exdir.replication import other_dc_warning, summary_lines
 from exdir.report import ReportNotWritten, check_report_path, write_report
 from exdir.text import printable
 
+from . import options as o
 from .context import Options, options
 
 
@@ -104,9 +107,30 @@ def blocked_note(gates) -> None:  # type: ignore[no-untyped-def]
         print(f"exdir: this plan cannot be applied here: {gate.message}", file=sys.stderr)
 
 
+def verify_dcs(opts: Options, directory: Directory, result: ApplyResult,
+               wait: float | None) -> None:
+    """--verify-dcs: after a successful apply, which DCs show the plan (into the report
+    and, where some do not yet, one line per DC on stderr; the exit code stays the
+    apply's)."""
+    if wait is None or result.exit_code or result.plan is None or result.outcome != "applied":
+        return
+    report = operations.replication_check(
+        directory, result.plan, lambda d: opts.open_dc(d.url),
+        base_url=opts.url if not opts.ldif else None, wait=wait)
+    result.replication = report.as_dict()
+    lines = summary_lines(report)
+    if report.converged:
+        opts.warn(f"every domain controller shows the changes ({len(report.dcs)})")
+    else:
+        for line in lines:
+            if not line.startswith(" "):
+                print(f"exdir: replication: {printable(line)}", file=sys.stderr)
+
+
 def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
             undo_file: str | None, report: str | None,
-            moves: Sequence[MoveRecord] | None = None, safety: Safety = Safety()) -> None:
+            moves: Sequence[MoveRecord] | None = None, safety: Safety = Safety(),
+            verify: float | None = None) -> None:
     """What every write command ends with: the plan as LDIF (dry run), or the apply.
 
     The LDIF printed is the plan applied: one Plan object, one renderer.  The safety
@@ -128,6 +152,7 @@ def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
     finally:
         if bar is not None:
             bar.close()
+    verify_dcs(opts, directory, result, verify)
     finish(opts, result, report, moves)
 
 
@@ -146,6 +171,7 @@ def apply_cmd(
                                   "administrative group may apply (one DC only)."),
     adc_stopped: bool = typer.Option(False, "--adc-stopped",
                                      help="The ADC is stopped: allow moves it could undo."),
+    verify: bool = o.VERIFY_DCS, wait: float = o.VERIFY_WAIT,
 ) -> None:
     """Show (default) or apply a reviewed plan file exactly: an earlier dry run
     or an undo file. Every step is checked against the directory first; a step
@@ -168,8 +194,12 @@ def apply_cmd(
     bar = progress_printer(opts) if do_apply else None
     try:
         with opts.open(write=do_apply) as directory:
+            warning = other_dc_warning(plan_file, directory)
+            if warning:
+                print(f"exdir: {printable(warning)}", file=sys.stderr)
             result = run(directory, plan, apply=do_apply, undo_file=undo_file, progress=bar,
                          safety=Safety(lab=lab, adc_stopped=adc_stopped))
+            verify_dcs(opts, directory, result, o.verify(verify, wait))
     finally:
         if bar is not None:
             bar.close()

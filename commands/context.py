@@ -65,6 +65,18 @@ class Options:
                          "(or set EXDIR_LDIF / EXDIR_URL)")
 
 
+    def open_dc(self, url: str) -> Directory:
+        """Another domain controller, with the same credentials and TLS options as
+        --url; with --ldif, the LDIF file url names (every --dc a file), or with no url
+        the --ldif file itself (an export: every DC in it reads the same)."""
+        if self.ldif:
+            return open_ldif(url or self.ldif, warn=lambda _m: None, lock=None)
+        password = read_password(self.password_file)
+        return open_url(url, self.bind_dn, password, starttls=self.starttls,
+                        ca_file=self.ca_file, insecure=self.insecure, auth=self.auth,
+                        timeout=5)
+
+
 def options(ctx: typer.Context) -> Options:
     obj = ctx.find_root().obj
     if not isinstance(obj, Options):  # pragma: no cover - the callback always sets it

@@ -48,7 +48,8 @@ def set_cmd(
                               help="A DN, a mailNickname or the current legacyExchangeDN."),
     new_value: str = typer.Argument(..., metavar="NEW_VALUE", help="The new legacyExchangeDN."),
     do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
-    report: Optional[str] = o.REPORT, keep_x500: bool = o.KEEP_X500,
+    report: Optional[str] = o.REPORT,
+    verify: bool = o.VERIFY_DCS, wait: float = o.VERIFY_WAIT, keep_x500: bool = o.KEEP_X500,
 ) -> None:
     """Change one object's legacyExchangeDN; a recipient keeps its old value as X500,
     a server's mailboxes get the new value in msExchHomeServerName.
@@ -62,7 +63,7 @@ def set_cmd(
     with opts.open(write=do_apply) as directory:
         plan = operations.set_legacy_dn(directory, obj, new_value, keep_x500=keep_x500)
         execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,
-                report=report)
+                report=report, verify=o.verify(verify, wait))
 
 
 @app.command("audit")

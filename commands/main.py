@@ -21,6 +21,7 @@ from . import lab as lab_cmd
 from . import legacydn as legacydn_cmd
 from . import move as move_cmd
 from . import rename as rename_cmd
+from . import replication as replication_cmd
 from . import schema as schema_cmd
 from . import topology as topology_cmd
 from . import x500 as x500_cmd
@@ -87,6 +88,7 @@ app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(schema_cmd.app, name="schema")
 app.add_typer(adc_cmd.app, name="adc")
 app.add_typer(x500_cmd.app, name="x500")
+app.add_typer(replication_cmd.app, name="replication")
 
 
 class OutputFailed(ExdirError):

@@ -39,6 +39,7 @@ def move(
         help="The MTA (objectClass mTA) homeMTA names, for a target server without one."),
     do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
     report: Optional[str] = o.REPORT,
+    verify: bool = o.VERIFY_DCS, wait: float = o.VERIFY_WAIT,
 ) -> None:
     """Set homeMDB, homeMTA and msExchHomeServerName of each mailbox to the target
     store's; remove the wireless attributes when the target server is older than
@@ -65,4 +66,4 @@ def move(
         # the ADC gate (mixed mode, same-group moves) is met by the apply engine
         execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
                 report=report, moves=planned.moved.moves if planned.moved else None,
-                safety=Safety(adc_stopped=adc_stopped))
+                safety=Safety(adc_stopped=adc_stopped), verify=o.verify(verify, wait))

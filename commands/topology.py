@@ -74,8 +74,8 @@ def show(topo: Topology) -> None:
                 [(_name(topo, m.server), m.legacy_dn) for m in topo.mtas],
                 title="MTAs")
     print()
-    print_table(["domain controller", "site", "read-only"],
-                [(d.name, d.site, "yes" if d.read_only else "no")
+    print_table(["domain controller", "site", "read-only", "dNSHostName"],
+                [(d.name, d.site, "yes" if d.read_only else "no", d.dns_host_name)
                  for d in topo.domain_controllers],
                 title=f"Domain controllers ({len(topo.domain_controllers)})")
     print()

@@ -82,6 +82,7 @@ def add_cmd(
     value: str = typer.Argument(..., metavar="VALUE", help="X500:… , IMCEAEX-… or a bare value."),
     do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
     report: Optional[str] = o.REPORT,
+    verify: bool = o.VERIFY_DCS, wait: float = o.VERIFY_WAIT,
 ) -> None:
     """Plan adding an X500 proxy address to an object (dry run; --apply to apply).
 
@@ -95,7 +96,7 @@ def add_cmd(
         for note in planned.notes:
             opts.warn(note)
         execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report)
+                report=report, verify=o.verify(verify, wait))
 
 
 @app.command("remove")
@@ -105,6 +106,7 @@ def remove_cmd(
     value: str = typer.Argument(..., metavar="VALUE", help="X500:… , IMCEAEX-… or a bare value."),
     do_apply: bool = o.APPLY, undo_file: Optional[str] = o.UNDO_FILE,
     report: Optional[str] = o.REPORT,
+    verify: bool = o.VERIFY_DCS, wait: float = o.VERIFY_WAIT,
 ) -> None:
     """Plan removing an X500 proxy address from an object (dry run; --apply to apply):
     the fix `exdir legacydn audit` names for a proxy equal to another object's value.
@@ -119,4 +121,4 @@ def remove_cmd(
         for note in planned.notes:
             opts.warn(note)
         execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report)
+                report=report, verify=o.verify(verify, wait))

@@ -38,6 +38,7 @@ from .files import check_new_path as _check_new, stamp, write_new, write_new_uni
 from .journal import Journal
 from .ldif_out import render
 from .plan import Add, Change, Delete, Mod, Modify, NotInvertible, Plan, Rename, Value
+from .replication import WRITTEN_TO, written_to
 
 Status = Literal["pending", "done", "conflict"]
 Progress = Callable[[int, int], None]
@@ -80,6 +81,8 @@ class ApplyResult:
     plan: Plan | None = None  # the plan as applied (replaces and deletes resolved)
     blocked: list[Gate] = field(default_factory=list)  # safety gates the plan fails here
     changed_since_check: list[int] = field(default_factory=list)  # steps others changed
+    written_to: str = ""  # the DC (URL, no credentials) or LDIF file: exdir.replication
+    replication: dict[str, object] | None = None  # --verify-dcs: replication.Report.as_dict
 
     @property
     def checked(self) -> dict[str, int]:
@@ -671,7 +674,7 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
     checked = check(directory, plan)
     timings = {"check": time.perf_counter() - t0}
     result = ApplyResult("checked", EXIT_OK, checked.steps, checked.refusals, started=started,
-                         timings=timings, plan=checked.plan)
+                         timings=timings, plan=checked.plan, written_to=written_to(directory))
     result.blocked = evaluate_gates(directory, checked.plan, safety or Safety(),
                                     pending=[r.number for r in checked.steps
                                              if r.status == "pending"])
@@ -699,7 +702,8 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
     inverse = _undo_plan(checked)
     undo_path = undo_file or default_undo_path()
     header = [f"undo file written by exdir at {started} before the first write;",
-              f"`exdir apply {os.path.basename(undo_path)} --apply` rolls back what was done"]
+              f"`exdir apply {os.path.basename(undo_path)} --apply` rolls back what was done",
+              f"{WRITTEN_TO}{result.written_to}"]
     undo_path = _write_undo(undo_path, render(inverse, header=header), default=undo_file is None)
     result.undo_file = undo_path
     journal = Journal(undo_path + ".journal", undo_path, len(checked.steps))

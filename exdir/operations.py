@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from . import x500
+from . import replication, x500
 from .checks import mode_unknown, preflight
+from .errors import InputError
 from .backends.base import Directory, Entry
 from .findings import Finding
 from .health import audit as audit_findings
@@ -22,6 +23,7 @@ from .move import (MovePlan, Target, check_home_mta, home_mta_dn, plan_move, res
 from .plan import Plan
 from .readers.recipients import (find_object, holders, read_affected, read_mailboxes,
                                  read_moved, read_recipients, read_value_context)
+from .readers.replication import read_attids
 from .readers.topology import read_topology
 from .rename import RenameScope, admin_group_scope, org_scope, plan_rename, plan_set
 from .topology import Topology
@@ -163,3 +165,39 @@ def find_holders(directory: Directory, address: str) -> tuple[str, list[Entry]]:
     """`exdir x500 find ADDRESS`: the legacyExchangeDN it stands for, and who holds it."""
     value = x500.legacy_value(address)
     return value, holders(directory, value)
+
+
+# --- replication -------------------------------------------------------------------------------
+
+def replication_check(directory: Directory, plan: Plan, open_dc: replication.Opener, *,
+                      dc_urls: Sequence[str] = (), base_url: str | None = None,
+                      wait: float = 0.0) -> replication.Report:
+    """`exdir replication check PLAN.ldif`: which of the plan's steps every DC shows.
+
+    The DCs are dc_urls where given, else every nTDSDSA of the topology read from
+    directory, at its server's dNSHostName with base_url's scheme and port (no
+    base_url, an LDIF file: every DC is that file, url "").  open_dc opens one (the caller's
+    credentials); a DC it cannot open is named in the report, not fatal."""
+    topology = read_topology(directory)
+    if dc_urls:
+        dcs = [replication.Dc(url, url) for url in dc_urls]
+    else:
+        dcs = []
+        for d in topology.domain_controllers:
+            if base_url is None:
+                url = ""  # an LDIF export: every DC in it is the file
+            elif d.dns_host_name:
+                url = replication.dc_url(base_url, d.dns_host_name)
+            else:
+                raise InputError(f"domain controller {d.name} has no dNSHostName: name the "
+                                 "DCs with --dc URL")
+            dcs.append(replication.Dc(d.name, url, d.read_only))
+        if not dcs:
+            raise InputError("the topology lists no domain controller: name them with --dc URL")
+    written = {a for e in replication.expectations(plan) for a in e.attributes}
+    attids = read_attids(directory, sorted(written))
+    dc_names = {d.invocation_id: d.name for d in topology.domain_controllers
+                if d.invocation_id}
+    return replication.check_all(dcs, plan, open_dc, wait=wait, attids=attids,
+                                 dc_names=dc_names,
+                                 follows_references=directory.follows_dn_references)

@@ -28,6 +28,8 @@ def _mailboxes(result: ApplyResult, moves: Sequence[MoveRecord]) -> list[dict[st
 
 def as_dict(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> dict[str, Any]:
     data = _as_dict(result)
+    if result.replication is not None:
+        data["replication"] = result.replication
     if moves is not None:
         data["mailboxes"] = _mailboxes(result, moves)
     return data
@@ -39,6 +41,7 @@ def _as_dict(result: ApplyResult) -> dict[str, Any]:
         "exit_code": result.exit_code,
         "message": result.message,
         "started": result.started,
+        "domain_controller": result.written_to,
         "undo_file": result.undo_file,
         "journal_file": result.journal_file,
         "resume_from": result.resume_from,
@@ -54,7 +57,7 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
     data = as_dict(result, moves)
     root = ET.Element("exdirApply", {k: str(data[k]) for k in
                                      ("outcome", "exit_code", "started") if data[k] is not None})
-    for k in ("message", "undo_file", "journal_file", "resume_from"):
+    for k in ("message", "domain_controller", "undo_file", "journal_file", "resume_from"):
         if data[k] is not None:
             ET.SubElement(root, k).text = str(data[k])
     timings = ET.SubElement(root, "timings")
@@ -75,6 +78,17 @@ def as_xml(result: ApplyResult, moves: Sequence[MoveRecord] | None = None) -> st
             ET.SubElement(el, "reason").text = s["reason"]
         if s["detail"]:
             ET.SubElement(el, "detail").text = s["detail"]
+    if "replication" in data:  # --verify-dcs: one element per DC
+        repl = ET.SubElement(root, "replication",
+                             {"converged": str(data["replication"].get("converged"))})
+        for d in data["replication"].get("domain_controllers", []):
+            el = ET.SubElement(repl, "domainController",
+                               {k: str(d[k]) for k in ("name", "url", "converged", "steps",
+                                                       "shown")})
+            if d.get("error"):
+                ET.SubElement(el, "error").text = str(d["error"])
+            for lag in d.get("lagging", []):
+                ET.SubElement(el, "lagging", {"step": str(lag["step"])}).text = lag["dn"]
     if "mailboxes" in data:
         # like Exchange 2003's move report: one element per mailbox, source, target,
         # outcome and time

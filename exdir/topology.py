@@ -135,6 +135,8 @@ class DomainController:
     name: str  # the server object's name
     site: str
     read_only: bool
+    dns_host_name: str | None = None  # the server object's dNSHostName
+    invocation_id: str | None = None  # names it in replication metadata (a GUID)
 
 
 @dataclass(frozen=True)

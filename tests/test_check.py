@@ -118,7 +118,7 @@ def test_json_output(capsys: pytest.CaptureFixture[str], sample: str) -> None:
     assert sorted((d["name"], d["read_only"]) for d in data["domain_controllers"]) == sorted(
         dcs_of(sample))
     for d in data["domain_controllers"]:
-        assert set(d) == {"dn", "name", "site", "read_only"}
+        assert set(d) == {"dn", "name", "site", "read_only", "dns_host_name", "invocation_id"}
         assert dnu.rdn_value(d["dn"]) == "NTDS Settings"
     for f in data["findings"]:
         assert set(f) == {"code", "severity", "message", "blocks"}

@@ -112,15 +112,43 @@ def read_topology(directory: Directory) -> Topology:
 
 
 def _read_dcs(directory: Directory, config: str) -> list[DomainController]:
-    """Every nTDSDSA under CN=Sites (read-only DCs included and marked)."""
+    """Every nTDSDSA under CN=Sites (read-only DCs included and marked), with its
+    server object's dNSHostName: one search for both classes."""
     out: list[DomainController] = []
-    for e in directory.search(f"CN=Sites,{config}", "(objectClass=nTDSDSA)",
-                              ("objectClass", "msDS-isRODC", "options")):
+    hosts: dict[str, str | None] = {}
+    found = list(directory.search(f"CN=Sites,{config}",
+                                  "(|(objectClass=nTDSDSA)(objectClass=server))",
+                                  ("objectClass", "msDS-isRODC", "options", "dNSHostName",
+                                   "invocationId")))
+    for e in found:
+        if "server" in e.object_classes:
+            hosts[dnu.key(e.dn)] = e.text("dNSHostName")
+    for e in found:
+        if "ntdsdsa" not in e.object_classes and "ntdsdsaro" not in e.object_classes:
+            continue
         parents = dnu.ancestors(e.dn)
         server_name = dnu.rdn_value(parents[0]) if parents else ""
         site = dnu.rdn_value(parents[2]) if len(parents) > 2 else ""
         # msDS-isRODC is constructed (ldifde exports omit it); the class nTDSDSARO is stored
         read_only = _bool(e.text("msDS-isRODC")) or "ntdsdsaro" in e.object_classes
-        out.append(DomainController(e.dn, server_name, site, read_only))
+        out.append(DomainController(e.dn, server_name, site, read_only,
+                                    hosts.get(dnu.key(parents[0])) if parents else None,
+                                    _guid(e.first("invocationId"))))
     out.sort(key=lambda d: (d.site.lower(), d.name.lower()))
     return out
+
+
+def _guid(value: object) -> str | None:
+    """A GUID as text: AD gives 16 bytes (little-endian fields; decoded as text where
+    they happen to be UTF-8), an export may give text."""
+    import uuid
+
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    if isinstance(raw, bytes) and len(raw) == 16:
+        return str(uuid.UUID(bytes_le=raw))
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value.strip("{}")))
+        except ValueError:
+            return None
+    return None

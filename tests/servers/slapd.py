@@ -198,7 +198,9 @@ class Slapd:
 
     def __init__(self, suffix: str = DEFAULT_SUFFIX, data_ldif: str | None = None, *,
                  schema_ldif: str | None = None, extra_config_ldif: str = "",
-                 log_level: str = "none", start_timeout: float = 10.0) -> None:
+                 log_level: str = "none", start_timeout: float = 10.0, port: int = 0,
+                 password: str | None = None, server_id: int | None = None,
+                 peer_url: str | None = None) -> None:
         parse_dn(suffix)  # reject a malformed suffix before anything is created
         self.suffix = suffix
         self.data_ldif = data_ldif
@@ -208,8 +210,13 @@ class Slapd:
         self.start_timeout = start_timeout
         self.bind_dn = f"CN=admin,{suffix}"
         self.config_bind_dn = "cn=admin,cn=config"
-        self.password = secrets.token_hex(16)
-        self.port = 0
+        self.password = password or secrets.token_hex(16)
+        self.port = port
+        self._fixed_port = port
+        # multi-provider replication (SlapdFactory.pair): this server's olcServerID and
+        # the provider it pulls from (refreshAndPersist), which pulls from it in turn
+        self.server_id = server_id
+        self.peer_url = peer_url
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -293,6 +300,21 @@ class Slapd:
         self.port = 0
         _LIVE.discard(self)
 
+    def halt(self) -> None:
+        """Stop the process (SIGTERM) and keep the directory and port: resume() starts
+        it again where it was (a replica that catches up)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port and directory."""
+        if self.running:
+            return
+        self._fixed_port = self.port
+        self._launch()
+
     def __enter__(self) -> "Slapd":
         if self._dir is None:
             self.start()
@@ -325,9 +347,11 @@ class Slapd:
         includes.append((d / "exdir-schema.ldif").as_uri())
         blocks = [
             ["dn: cn=config", "objectClass: olcGlobal", "cn: config",
-             f"olcPidFile: {self.pid_file}", f"olcArgsFile: {d / 'slapd.args'}"],
+             f"olcPidFile: {self.pid_file}", f"olcArgsFile: {d / 'slapd.args'}",
+             *([f"olcServerID: {self.server_id}"] if self.server_id else [])],
             ["dn: cn=module{0},cn=config", "objectClass: olcModuleList", "cn: module{0}",
-             f"olcModulePath: {MODULE_PATH}", "olcModuleLoad: back_mdb"],
+             f"olcModulePath: {MODULE_PATH}", "olcModuleLoad: back_mdb",
+             *(["olcModuleLoad: syncprov"] if self.server_id else [])],
             ["dn: cn=schema,cn=config", "objectClass: olcSchemaConfig", "cn: schema"],
             *[[f"include: {uri}"] for uri in includes],
             ["dn: olcDatabase={-1}frontend,cn=config", "objectClass: olcDatabaseConfig",
@@ -341,12 +365,26 @@ class Slapd:
              _ldif_line("olcSuffix", self.suffix), _ldif_line("olcRootDN", self.bind_dn),
              _ldif_line("olcRootPW", self.password), f"olcDbDirectory: {d / 'db'}",
              "olcDbNoSync: TRUE", f"olcDbMaxSize: {1 << 30}",
-             *[f"olcDbIndex: {a} eq" for a in INDEXED_ATTRIBUTES]],
+             *[f"olcDbIndex: {a} eq" for a in INDEXED_ATTRIBUTES],
+             *self._replication_lines()],
+            *([["dn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config",
+                "objectClass: olcOverlayConfig", "objectClass: olcSyncProvConfig",
+                "olcOverlay: syncprov"]] if self.server_id else []),
         ]
         text = "\n\n".join("\n".join(b) for b in blocks) + "\n"
         if self.extra_config_ldif.strip():
             text += "\n" + self.extra_config_ldif.strip() + "\n"
         return text
+
+    def _replication_lines(self) -> list[str]:
+        """olcSyncrepl (pulling from the peer) and olcMultiProvider, for a pair."""
+        if not self.server_id or not self.peer_url:
+            return []
+        syncrepl = (f"rid={self.server_id:03d} provider={self.peer_url} bindmethod=simple "
+                    f'binddn="{self.bind_dn}" credentials={self.password} '
+                    f'searchbase="{self.suffix}" type=refreshAndPersist retry="1 +" '
+                    "timeout=3")
+        return [_ldif_line("olcSyncrepl", syncrepl), "olcMultiProvider: TRUE"]
 
     def _build_config(self) -> None:
         d = self.directory
@@ -372,8 +410,9 @@ class Slapd:
                          or lines[0].lower().startswith("version:")):
             lines.pop(0)
         path.write_text("".join(lines), encoding="utf-8")
-        self._run_tool("slapadd", ["-q", "-n1", "-F", str(self.config_dir), "-l", str(path)],
-                       "loading the data LDIF")
+        sid = ["-S", str(self.server_id)] if self.server_id else []
+        self._run_tool("slapadd", ["-q", "-n1", *sid, "-F", str(self.config_dir), "-l",
+                                   str(path)], "loading the data LDIF")
 
     def _run_tool(self, name: str, args: Sequence[str], what: str) -> None:
         result = subprocess.run([_tool(name), *args], capture_output=True, text=True)
@@ -385,7 +424,7 @@ class Slapd:
         """Start slapd in the foreground (-d keeps it attached), retrying a port race."""
         slapd = _tool("slapd")
         for attempt in range(_PORT_ATTEMPTS):
-            self.port = free_port()
+            self.port = self._fixed_port or free_port()
             with open(self.log_file, "ab") as log:
                 self._proc = subprocess.Popen(
                     [slapd, "-d", self.log_level, "-F", str(self.config_dir),
@@ -493,6 +532,24 @@ class SlapdFactory:
                        extra_config_ldif=extra_config_ldif, log_level=log_level)
         self.servers.append(server)
         return server.start()
+
+    def pair(self, data_ldif: str | None = None, suffix: str = DEFAULT_SUFFIX
+             ) -> tuple[Slapd, Slapd]:
+        """Two providers in multi-provider replication on loopback (olcServerID 1 and 2,
+        syncprov, each pulling from the other by refreshAndPersist).  The data is
+        loaded into the first only; the second starts empty and fills itself."""
+        ports = [free_port(), free_port()]
+        while ports[1] == ports[0]:
+            ports[1] = free_port()
+        password = secrets.token_hex(16)
+        first = Slapd(suffix, data_ldif, port=ports[0], password=password, server_id=1,
+                      peer_url=f"ldap://127.0.0.1:{ports[1]}")
+        second = Slapd(suffix, None, port=ports[1], password=password, server_id=2,
+                       peer_url=f"ldap://127.0.0.1:{ports[0]}")
+        for server in (first, second):
+            self.servers.append(server)
+            server.start()
+        return first, second
 
     def close(self) -> None:
         errors: list[BaseException] = []
