@@ -181,6 +181,31 @@ def test_a_step_that_clears_an_attribute_is_done_only_without_other_values() -> 
         assert _modify_done({}, bare) and not _modify_done({"description": ["old"]}, bare)
 
 
+def test_an_add_moved_later_in_the_plan_is_done_under_its_later_name(lab: Lab) -> None:
+    """[add X, move X to another OU] run again after it all landed (a rerun after a kill):
+    the add is found done where the move put it, not re-added, and the journal records
+    every step it skipped.  (With a new RDN the rerun is refused instead, nothing
+    written: the add's naming value is gone from the renamed entry.)"""
+    europe = "OU=Europe,DC=fabrikam,DC=com"
+    plan = Plan((contact("Zed Ames"), Rename(f"CN=Zed Ames,{STAFF}", "CN=Zed Ames", europe,
+                                             "move Zed")))
+    with lab.open() as d:
+        first = run(d, plan, apply=True, undo_file=str(lab.tmp / "undo.ldif"))
+    assert first.exit_code == 0, first.message
+    before = lab.state()
+    with lab.open() as d:
+        again = run(d, plan, apply=True, undo_file=str(lab.tmp / "again.ldif"))
+    assert again.exit_code == 0 and again.outcome == "nothing to do", again.message
+    same_state(before, lab.state())
+    with lab.open() as d:
+        third = run(d, Plan((*plan.changes, Modify(f"CN=Zed Ames,{europe}", (
+            Mod("add", "description", ("new",)),), "describe"))), apply=True,
+            undo_file=str(lab.tmp / "third.ldif"))
+    assert third.exit_code == 0, third.message
+    journal = (lab.tmp / "third.ldif.journal").read_text(encoding="utf-8").splitlines()
+    assert sum(1 for line in journal if "skipped" in line) == 2, journal
+
+
 # --- item 22: a rename onto an existing name ----------------------------------------------
 
 def test_a_rename_onto_an_existing_entry_is_a_conflict_at_check_time(lab: Lab) -> None:
