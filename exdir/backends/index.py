@@ -177,7 +177,7 @@ class IndexedDirectory(Directory):
         self._dn_attrs = schema.dn_attributes()
 
     def describe(self) -> str:
-        return f"LDIF file {self.path} (indexed in {self.index_path})"
+        return f"LDIF file {self.path}"  # as the in-memory store says: output is the same
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries WHERE implied=0").fetchone()[0])
@@ -429,6 +429,7 @@ class IndexedDirectory(Directory):
             self._db.executemany("UPDATE entries SET gap=?, start=?, stop=?, changed=0 "
                                  "WHERE id=?", places)
             self._db.execute("DELETE FROM entries WHERE implied=2")
+            self._renumber()
             _mark_complete(self._db, os.path.abspath(self.path), fingerprint)
             self._db.commit()
             self._fingerprint = fingerprint
@@ -438,6 +439,17 @@ class IndexedDirectory(Directory):
             elif before is not True and held.fd is not None:
                 held.relock(before)
         self.dirty = False
+
+    def _renumber(self) -> None:
+        """The store's order as a fresh index of the new file would have it: the file's
+        order, then the implied parents, shallowest first."""
+        ids = [r[0] for r in self._db.execute(
+            "SELECT id FROM entries WHERE implied=0 ORDER BY fpos")]
+        implied = sorted(self._db.execute("SELECT id, dn FROM entries WHERE implied=1"),
+                         key=lambda r: dnu.depth(r[1]))
+        ids += [r[0] for r in implied]
+        self._db.executemany("UPDATE entries SET pos=?, fpos=? WHERE id=?",
+                             ((i, i, entry_id) for i, entry_id in enumerate(ids, start=1)))
 
     def _write(self, fh: IO[bytes], fd: int, places: list[tuple[int, int, int, int]]) -> None:
         """The new file: every entry in the file's order, its gap (comments, blank lines,

@@ -65,7 +65,7 @@ class LdifDirectory(Directory):
         self.dirty = False
 
     def describe(self) -> str:
-        return f"LDIF file {self.path} (in memory)"
+        return f"LDIF file {self.path}"  # the same whichever store holds it
 
     def __len__(self) -> int:
         return len(self._dit)
