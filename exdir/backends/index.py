@@ -228,11 +228,21 @@ class IndexedDirectory(Directory):
 
     def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
                   ) -> dict[str, Entry]:
-        out: dict[str, Entry] = {}
+        """In bulk: one query per 500 DNs, by the key index."""
+        keys: list[str] = []
         for d in dns:
-            entry = self.read(d, attributes)
-            if entry is not None:
-                out[dnu.key(d)] = entry
+            try:
+                keys.append(dnu.key(d))
+            except InputError:
+                continue
+        out: dict[str, Entry] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, dn, blob in self._db.execute(
+                    f"SELECT key, dn, data FROM entries WHERE implied=0 AND key IN ({marks})",
+                    chunk):
+                out[key] = self._entry(dn, blob, attributes)
         return out
 
     def search(self, base: str | None = None, filter: str = "(objectClass=*)",
