@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 import typer
 
 from exdir.backends.base import Directory
+from exdir.backends.index import THRESHOLD, choose_store, default_index_dir, open_indexed
 from exdir.backends.ldap import open_url
 from exdir.backends.memory import open_ldif
 from exdir.credentials import read_password
@@ -35,6 +36,9 @@ class Options:
     quiet: bool = False
     debug: bool = False
     wait_lock: float = 5.0
+    store: str = "auto"
+    index_dir: str | None = None
+    _said_auto: bool = False
 
     def warn(self, message: str) -> None:
         """A message for the user on stderr (silenced by -q)."""
@@ -50,6 +54,8 @@ class Options:
         if self.ldif and self.url:
             raise InputError("give --ldif or --url, not both")
         if self.ldif:
+            if choose_store(self.ldif, self.store) == "index":
+                return self._open_indexed(self.ldif, write)
             directory = open_ldif(self.ldif, warn=self.warn, lock=write,
                                   wait_lock=self.wait_lock)
             if FREEZE_AFTER_LOAD:
@@ -64,7 +70,6 @@ class Options:
         raise InputError("no directory: give --ldif PATH or --url URL "
                          "(or set EXDIR_LDIF / EXDIR_URL)")
 
-
     def open_dc(self, url: str) -> Directory:
         """Another domain controller, with the same credentials and TLS options as
         --url; with --ldif, the LDIF file url names (every --dc a file), or with no url
@@ -75,6 +80,23 @@ class Options:
         return open_url(url, self.bind_dn, password, starttls=self.starttls,
                         ca_file=self.ca_file, insecure=self.insecure, auth=self.auth,
                         timeout=5)
+
+    def _open_indexed(self, path: str, write: bool) -> Directory:
+        """The LDIF file through its index (exdir.backends.index), built if need be
+        with a progress bar; auto says once why."""
+        folder = self.index_dir or default_index_dir()
+        if self.store == "auto" and not self._said_auto:
+            self._said_auto = True
+            self.warn(f"{path} is over {THRESHOLD >> 20} MB: using its index in {folder} "
+                      "(--store memory holds it in memory instead)")
+        from .progress import bar
+
+        report, finish = bar("indexing " + os.path.basename(path), self.quiet)
+        try:
+            return open_indexed(path, warn=self.warn, lock=write, wait_lock=self.wait_lock,
+                                index_dir=folder, note=self.warn, progress=report)
+        finally:
+            finish()
 
 
 def options(ctx: typer.Context) -> Options:

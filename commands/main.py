@@ -42,7 +42,7 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     ldif: Optional[str] = typer.Option(None, "--ldif", envvar="EXDIR_LDIF", metavar="PATH",
-                                       help="The directory is this LDIF file (held in memory)."),
+                                       help="The directory is this LDIF file (see --store)."),
     url: Optional[str] = typer.Option(None, "--url", envvar="EXDIR_URL",
                                       help="The directory is this LDAP server (ldap:// or ldaps://)."),
     bind_dn: Optional[str] = typer.Option(None, "--bind-dn", envvar="EXDIR_BIND_DN",
@@ -64,15 +64,29 @@ def root(
     wait_lock: float = typer.Option(5.0, "--wait-lock", metavar="SECONDS", min=0,
                                     help="Wait this long for another exdir run using the "
                                          "--ldif file, then refuse (exit 1)."),
+    store: str = typer.Option("auto", "--store", envvar="EXDIR_STORE",
+                              metavar="memory|index|auto",
+                              help="Hold the --ldif file in memory, or read it through its "
+                                   "on-disk index (built once, reused while the file is "
+                                   "unchanged); auto: the index for files over 32 MB."),
+    index_dir: Optional[str] = typer.Option(None, "--index-dir", envvar="EXDIR_INDEX_DIR",
+                                            metavar="PATH",
+                                            help="Where --store index keeps its indexes "
+                                                 "(default $XDG_CACHE_HOME/exdir or "
+                                                 "~/.cache/exdir)."),
 ) -> None:
     """Keep the Active Directory side of an Exchange organisation correct.
 
     \b
     Example: exdir --ldif samples/fabrikam.ldif topology
     """
+    if store not in ("memory", "index", "auto"):
+        raise typer.BadParameter(f"{store!r} is not memory, index or auto",
+                                 param_hint="'--store'")
     opts = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
                    starttls=starttls, ca_file=ca_file, insecure=insecure, auth=auth,
-                   json=json_out, quiet=quiet, debug=debug, wait_lock=wait_lock)
+                   json=json_out, quiet=quiet, debug=debug, wait_lock=wait_lock,
+                   store=store, index_dir=index_dir)
     if isinstance(ctx.obj, Seen):  # main() passes one: its error boundary reads --debug
         ctx.obj.options = opts
     ctx.obj = opts

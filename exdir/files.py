@@ -159,6 +159,10 @@ def _temp_beside(path: str, mode: int = MODE) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", folder)
 
 
+temp_beside = _temp_beside  # the indexed store builds its index this way too
+fsync_folder = _fsync_folder
+
+
 def _link_into_place(tmp: str, path: str, what: str) -> None:
     """Give the written temporary file its real name without ever replacing one."""
     try:

@@ -26,8 +26,12 @@ Matcher = Callable[[Stored], bool]
 _HEX = re.compile(rb"\\([0-9A-Fa-f]{2})")
 
 
-def _unescape(raw: bytes) -> bytes:
+def unescape(raw: bytes) -> bytes:
+    """An assertion value with its \\XX escapes resolved."""
     return _HEX.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+
+
+_unescape = unescape
 
 
 def _values(entry: Stored, attribute: str) -> Sequence[bytes]:
@@ -35,13 +39,19 @@ def _values(entry: Stored, attribute: str) -> Sequence[bytes]:
     return found if found is not None else ()
 
 
-def compile_filter(text: str, ldap_schema: SchemaInfo | None = None) -> Matcher:
-    """A predicate over stored entries for an RFC 4515 filter; InputError if malformed."""
+def parse(text: str, ldap_schema: SchemaInfo | None = None) -> Any:
+    """ldap3's tree of an RFC 4515 filter (the indexed store plans from it too);
+    InputError if malformed."""
     try:
-        root = parse_filter(text, ldap_schema, auto_escape=True, auto_encode=False,
+        return parse_filter(text, ldap_schema, auto_escape=True, auto_encode=False,
                             validator=None, check_names=False)
     except LDAPException as exc:
         raise InputError(f"malformed search filter {text!r}: {exc}") from None
+
+
+def compile_filter(text: str, ldap_schema: SchemaInfo | None = None) -> Matcher:
+    """A predicate over stored entries for an RFC 4515 filter; InputError if malformed."""
+    root = parse(text, ldap_schema)
 
     def build(node) -> Matcher:  # type: ignore[no-untyped-def]
         tag = node.tag

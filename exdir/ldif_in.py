@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, TypeVar, cast
+from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar, cast
 
 from .errors import InputError
 from .plan import (Add, Change, Delete, InvalidChange, Mod, Modify, ModOp, Plan, Rename, Value,
@@ -75,13 +75,17 @@ class _Reader:
         """Unfolded lines; None stands for a blank line (a record separator)."""
         return list(self.iter_logical_lines(text))
 
-    def iter_logical_lines(self, text: str) -> Iterator[_Line | None]:
-        """logical_lines one at a time (an export is large: its lines are not all held)."""
-        if text.startswith("\ufeff"):
-            text = text[1:]
+    def iter_logical_lines(self, text: str | Iterable[str]) -> Iterator[_Line | None]:
+        """logical_lines one at a time (an export is large: its lines are not all held).
+        text is the whole file, or its lines one at a time without their "\\n" (the
+        indexed store streams them from the file; a BOM already removed)."""
+        if isinstance(text, str):
+            if text.startswith("\ufeff"):
+                text = text[1:]
+            text = text.split("\n")
         # the line being unfolded: its number and its pieces, joined once it is complete
         unfolding: tuple[int, list[str]] | None = None
-        for n, raw in enumerate(text.split("\n"), start=1):
+        for n, raw in enumerate(text, start=1):
             line = raw[:-1] if raw.endswith("\r") else raw
             if "\r" in line:
                 raise self.error(n, "a carriage return inside a line (base64-encode such values)")
@@ -342,7 +346,7 @@ def parse(text: str, source: str = "<plan>") -> Plan:
     return Plan(tuple(changes))
 
 
-def entry_records(text: str, source: str) -> Iterator[EntryRecord]:
+def entry_records(text: str | Iterable[str], source: str) -> Iterator[EntryRecord]:
     """The records of an entry file (an LDIF export), one at a time.
 
     The same reader as plans, so that `--ldif` and `exdir apply` agree on the grammar:

@@ -18,6 +18,7 @@ from ldap3 import MODIFY_DELETE
 from exdir import dn as dnu
 from exdir import schema
 from exdir.backends.base import Directory, Entry, SimpleMod as _Mod
+from exdir.backends.index import open_indexed
 from exdir.backends.memory import open_ldif
 from exdir.backends.ldap import open_url
 from exdir.errors import Conflict, DirectoryError, EntryExists, NoSuchEntry
@@ -41,7 +42,7 @@ def M(op: str, attribute: str, *values: str | bytes) -> _Mod:
     return _Mod(op, attribute, tuple(values))
 
 
-@pytest.fixture(params=["ldif", pytest.param("slapd", marks=pytest.mark.slapd),
+@pytest.fixture(params=["ldif", "index", pytest.param("slapd", marks=pytest.mark.slapd),
                         pytest.param("samba", marks=pytest.mark.samba)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Directory]:
     yield from _open(request.param, request, tmp_path)
@@ -54,6 +55,11 @@ def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path
         path = tmp_path / "lab.ldif"
         path.write_text(text, encoding="utf-8")
         directory: Directory = open_ldif(str(path), warn=lambda m: None)
+    elif kind == "index":  # the same file through the indexed store (exdir.backends.index)
+        path = tmp_path / "lab.ldif"
+        path.write_text(text, encoding="utf-8")
+        directory = open_indexed(str(path), warn=lambda m: None,
+                                 index_dir=str(tmp_path / "index"))
     elif kind == "samba":
         dc = request.getfixturevalue("samba_factory")(text)
         directory = open_url(dc.url, dc.bind_dn, dc.password)
@@ -525,3 +531,32 @@ def test_a_multi_valued_rdn_is_one_name_in_either_ava_order(backend: Directory) 
     backend.delete(f"cn=child,{other}")
     backend.delete(other)
     assert backend.read(written) is None
+
+
+def test_same_end_state_in_memory_and_indexed(request: pytest.FixtureRequest,
+                                              tmp_path: Path) -> None:
+    """One sequence on the in-memory directory and the indexed store: every entry the
+    same, in the same order, and the same again after each saves and reloads."""
+    states, orders = [], []
+    for kind in ("ldif", "index"):
+        (tmp_path / kind).mkdir()
+        gen = _open(kind, request, tmp_path / kind)
+        directory = next(gen)
+        try:
+            _sequence(directory)
+            states.append(dump(directory))
+            orders.append([e.dn for e in directory.search(directory.naming.domain)])
+            directory.save()
+        finally:
+            gen.close()
+    assert states[0] == states[1]
+    assert orders[0] == orders[1]
+    memory = open_ldif(str(tmp_path / "ldif" / "lab.ldif"), warn=lambda m: None)
+    indexed = open_ldif(str(tmp_path / "index" / "lab.ldif"), warn=lambda m: None)
+    assert dump(memory) == dump(indexed) == states[0]
+    again = open_indexed(str(tmp_path / "index" / "lab.ldif"), warn=lambda m: None,
+                         index_dir=str(tmp_path / "index" / "index"))
+    try:
+        assert dump(again) == states[0]
+    finally:
+        again.close()

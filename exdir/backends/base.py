@@ -283,7 +283,7 @@ class Directory:
         self.close()
 
     def describe(self) -> str:
-        """What the directory is, for messages ("LDIF file x.ldif (in memory)")."""
+        """What the directory is, for messages ("LDIF file x.ldif")."""
         raise NotImplementedError
 
 

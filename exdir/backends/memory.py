@@ -19,20 +19,21 @@ this module adds on top is AD's behaviour, which slapd does not share either:
 from __future__ import annotations
 
 import sys
-from typing import IO, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ldap3 import MOCK_SYNC, Connection, Server
 
 from .. import dn as dnu
 from .. import files
 from .. import schema
-from ..errors import Conflict, DirectoryError, EntryExists, InputError, NoSuchEntry
+from ..errors import EntryExists, InputError, NoSuchEntry
 from ..filters import compile_filter
 from ..ldif_in import decode as decode_text
-from ..ldif_in import entry_records
+from ..ldif_in import EntryRecord, entry_records
 from ..ldif_out import entry_record
-from ..values import Value, _index_of, decode, values_equal
+from ..values import Value, decode
 from .base import Directory, Entry, ModLike, NamingContexts, SimpleMod, Warn, apply_mods
+from . import rules
 from .mock_gaps import MockDit
 
 
@@ -64,7 +65,7 @@ class LdifDirectory(Directory):
         self.dirty = False
 
     def describe(self) -> str:
-        return f"LDIF file {self.path} (in memory)"
+        return f"LDIF file {self.path}"  # the same whichever store holds it
 
     def __len__(self) -> int:
         return len(self._dit)
@@ -138,11 +139,7 @@ class LdifDirectory(Directory):
         stored = self._dit[key]
         names = {n.lower(): n for n in stored.keys()}
         new_state = apply_mods(dn, self._current(key), mods)  # raises Conflict: nothing done
-        for rdn_attr, rdn_val in dnu.rdn_avas(key):
-            kept = new_state.get(rdn_attr.lower(), [])
-            if _index_of(rdn_attr, kept, rdn_val) < 0:
-                raise Conflict(f"{dn}: the value {rdn_val!r} is part of the entry's name",
-                               result="notAllowedOnRDN", dn=dn)
+        rules.check_naming_kept(dn, key, new_state)
         # the new values replace the entry's at once (mock_gaps.MockDit.put says why),
         # each attribute spelled as the entry or the first mod spelled it
         for mod in mods:
@@ -161,11 +158,7 @@ class LdifDirectory(Directory):
             key = dnu.join(dnu.rdn(key), self._dit.stored_key(parent))
         state = apply_mods(dn, {}, [SimpleMod("add", a, tuple(v)) for a, v in attributes.items()])
         names = {a.lower(): a for a in attributes}
-        for rdn_attr, rdn_val in dnu.rdn_avas(key):
-            rdn_values = state.setdefault(rdn_attr.lower(), [])
-            names.setdefault(rdn_attr.lower(), rdn_attr)
-            if _index_of(rdn_attr, rdn_values, rdn_val) < 0:
-                rdn_values.append(rdn_val)
+        rules.add_naming_values(key, state, names)
         self._dit.put(key, {names[k]: v for k, v in state.items()})
         self._dit.implied.discard(key)
         self._order.setdefault(key, None)
@@ -190,24 +183,10 @@ class LdifDirectory(Directory):
                 return key
         else:
             self._dit.require_free(dn, new_key)
-        if dnu.is_within(parent, key):
-            raise DirectoryError(f"{dn}: cannot move an entry below itself",
-                                 result="unwillingToPerform", dn=dn)
+        rules.check_not_below_itself(dn, key, parent)
         renames = self._dit.move(key, new_key)
         # the renamed entry's naming attribute: old RDN value out, new one in
-        target = self._dit[new_key]
-        for old_attr, old_val in dnu.rdn_avas(key):  # every AVA of a multi-valued RDN
-            if old_attr in target:
-                kept = [v for v in target[old_attr]
-                        if not values_equal(old_attr, decode(old_attr, v), old_val)]
-                if kept:
-                    target[old_attr] = kept
-                else:
-                    del target[old_attr]
-        for new_attr, new_val in dnu.rdn_avas(new_key):
-            values = target[new_attr] if new_attr in target else []
-            if _index_of(new_attr, [decode(new_attr, v) for v in values], new_val) < 0:
-                target[new_attr] = list(values) + [new_val.encode("utf-8")]
+        rules.swap_naming_values(key, new_key, self._dit[new_key])
         self._order = dict.fromkeys(renames.get(k, k) for k in self._order)
         self._rewrite_references(key, new_key)
         self.dirty = True
@@ -216,26 +195,9 @@ class LdifDirectory(Directory):
     def _rewrite_references(self, old: str, new: str) -> None:
         """AD's behaviour: DN-valued attributes pointing into a renamed subtree follow it."""
         dn_attrs = schema.dn_attributes()
-        marker = dnu.rdn_value(old).lower().encode("utf-8")
+        marker = rules.reference_marker(old)
         for entry in self._dit.values():
-            for name in list(entry.keys()):
-                if name.lower() not in dn_attrs:
-                    continue
-                values = entry[name]
-                changed = False
-                out: list[bytes] = []
-                for raw in values:
-                    if marker in raw.lower() or marker in _unescaped_lower(raw):
-                        text = raw.decode("utf-8", "replace")
-                        try:
-                            if dnu.is_within(text, old):
-                                raw = dnu.rebase(text, old, new).encode("utf-8")
-                                changed = True
-                        except InputError:
-                            pass
-                    out.append(raw)
-                if changed:
-                    entry[name] = out
+            rules.rewrite_dn_values(entry, old, new, marker, dn_attrs)
 
     def save(self) -> None:
         """Rewrite the LDIF file atomically (exdir.files.rewrite: through a symlink to
@@ -280,10 +242,6 @@ class LdifDirectory(Directory):
             self._held.release()  # the lock ends with the directory
 
 
-def _unescaped_lower(raw: bytes) -> bytes:
-    return raw.replace(b"\\", b"").lower()
-
-
 # --------------------------------------------------------------------------------------
 # Loading and saving LDIF files
 # --------------------------------------------------------------------------------------
@@ -310,28 +268,35 @@ def _read_export(stream: IO[bytes], source: str) -> Iterator[tuple[str, dict[str
     """
     binaries: dict[str, bool] = {}
     for record in entry_records(decode_text(stream.read(), source), source):
-        dn_text = record.dn
-        if not dn_text or dn_text.startswith("@"):
-            # the rootDSE ("" or Samba's @ROOTDSE) and ldb's other special records
-            root: dict[str, list[Value]] = {}
-            for _, name, value in record.fields:
-                root.setdefault(name.lower(), []).append(_text_value(value, False))
-            yield ("" if dn_text.upper() in ("", "@ROOTDSE") else dn_text), root
-            continue
-        try:
-            key = dnu.normalize(dn_text)  # extended form accepted
-        except InputError as exc:
-            raise InputError(exc.message, source=source, line=record.number) from None
-        values: dict[str, list[Value]] = {}
-        spelled: dict[str, str] = {}
+        yield export_entry(record, source, binaries)
+
+
+def export_entry(record: EntryRecord, source: str, binaries: dict[str, bool]
+                 ) -> tuple[str, dict[str, list[Value]]]:
+    """One record of an export as (plain DN, values): the rootDSE as "" and ldb's special
+    records as their "@..." name, with lower-case names.  binaries caches
+    schema.is_binary across records (the indexed store reads records this way too)."""
+    dn_text = record.dn
+    if not dn_text or dn_text.startswith("@"):
+        # the rootDSE ("" or Samba's @ROOTDSE) and ldb's other special records
+        root: dict[str, list[Value]] = {}
         for _, name, value in record.fields:
-            lower = name.lower()
-            name = spelled.setdefault(lower, name)
-            binary = binaries.get(lower)
-            if binary is None:
-                binary = binaries[lower] = schema.is_binary(lower)
-            values.setdefault(name, []).append(_text_value(value, binary))
-        yield key, values
+            root.setdefault(name.lower(), []).append(_text_value(value, False))
+        return ("" if dn_text.upper() in ("", "@ROOTDSE") else dn_text), root
+    try:
+        key = dnu.normalize(dn_text)  # extended form accepted
+    except InputError as exc:
+        raise InputError(exc.message, source=source, line=record.number) from None
+    values: dict[str, list[Value]] = {}
+    spelled: dict[str, str] = {}
+    for _, name, value in record.fields:
+        lower = name.lower()
+        name = spelled.setdefault(lower, name)
+        binary = binaries.get(lower)
+        if binary is None:
+            binary = binaries[lower] = schema.is_binary(lower)
+        values.setdefault(name, []).append(_text_value(value, binary))
+    return key, values
 
 
 def _text_value(value: Value, binary: bool) -> Value:
@@ -362,6 +327,37 @@ def _domain_root(keys: Iterable[str]) -> str:
     if not counts:
         return ""
     return max(counts.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+
+
+def unknown_names(attributes: set[str], classes: set[str], path: str, warn: Warn
+                  ) -> tuple[list[str], list[str]]:
+    """The attribute names and object classes of a file no schema we ship knows
+    (sorted), each list said once through warn."""
+    unknown_attrs = sorted({name for name in attributes
+                            if not schema.known_to_mock(name) and name.lower() != "objectclass"},
+                           key=str.lower)
+    unknown_classes = sorted({c for c in classes if not schema.known_class(c)}, key=str.lower)
+    if unknown_attrs:
+        warn(f"{path}: kept as opaque values (no schema we ship knows them): "
+             + ", ".join(unknown_attrs))
+    if unknown_classes:
+        warn(f"{path}: unknown object classes kept as they are: " + ", ".join(unknown_classes))
+    return unknown_attrs, unknown_classes
+
+
+def implied_parents(keys: Iterable[str], present: Callable[[str], bool], domain: str
+                    ) -> set[str]:
+    """The parents within the domain a partial export does not hold (keys: the file's
+    entries; present: whether the store holds a DN)."""
+    implied: set[str] = set()
+    domain_key = dnu.key(domain) if domain else ""
+    for key in keys:
+        parent = dnu.parent(key)
+        while parent and not present(parent) and parent not in implied and domain_key and (
+                parent.lower() == domain_key or parent.lower().endswith("," + domain_key)):
+            implied.add(parent)
+            parent = dnu.parent(parent)
+    return implied
 
 
 def open_ldif(path: str, warn: Warn = _stderr, *, lock: bool | None = None,
@@ -411,18 +407,11 @@ def _load_ldif(path: str, warn: Warn, held: files.HeldFile) -> LdifDirectory:
             records.append((key, values))
     if not records:  # nothing to be a directory of (empty, comments, a rootDSE only)
         raise InputError("no entries", source=path)
-    unknown_attrs = sorted({name for _, vals in records for name in vals
-                            if not schema.known_to_mock(name) and name.lower() != "objectclass"},
-                           key=str.lower)
-    unknown_classes = sorted({str(c) for _, vals in records
-                              for c in next((v for n, v in vals.items()
-                                             if n.lower() == "objectclass"), [])
-                              if not schema.known_class(str(c))}, key=str.lower)
-    if unknown_attrs:
-        warn(f"{path}: kept as opaque values (no schema we ship knows them): "
-             + ", ".join(unknown_attrs))
-    if unknown_classes:
-        warn(f"{path}: unknown object classes kept as they are: " + ", ".join(unknown_classes))
+    unknown_attrs, unknown_classes = unknown_names(
+        {name for _, vals in records for name in vals},
+        {str(c) for _, vals in records
+         for c in next((v for n, v in vals.items() if n.lower() == "objectclass"), [])},
+        path, warn)
     dsa, sch = schema.ldap3_schema(unknown_attrs, unknown_classes)
     server = Server.from_definition("exdir-ldif", dsa, sch)
     connection = Connection(server, user="cn=exdir", password="exdir", client_strategy=MOCK_SYNC,
@@ -443,14 +432,7 @@ def _load_ldif(path: str, warn: Warn, held: files.HeldFile) -> LdifDirectory:
     declared = {k.lower(): str(v[0]) for k, v in root_dse.items() if v}
     domain = dnu.normalize(declared["defaultnamingcontext"]) if declared.get(
         "defaultnamingcontext") else _domain_root(order)
-    implied: set[str] = set()
-    domain_key = dnu.key(domain) if domain else ""
-    for key in order:
-        parent = dnu.parent(key)
-        while parent and parent not in dit and parent not in implied and domain_key and (
-                parent.lower() == domain_key or parent.lower().endswith("," + domain_key)):
-            implied.add(parent)
-            parent = dnu.parent(parent)
+    implied = implied_parents(order, dit.__contains__, domain)
     for anc in sorted(implied, key=dnu.depth):
         held_values: dict[str, list[Value]] = {attr: [val] for attr, val in dnu.rdn_avas(anc)}
         held_values["objectClass"] = ["top"]

@@ -1,0 +1,342 @@
+"""The indexed store (exdir.backends.index): the same output as the in-memory store,
+reuse while the file is unchanged, rebuilt when it changed or the index is damaged,
+apply then undo on it, and SIGKILL during the file's rewrite.
+
+The backend-level scenarios (AD's write rules) run on it in tests/test_fidelity.py.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from commands.main import main
+from exdir.backends import index as index_mod
+from exdir.backends.index import index_file, open_indexed
+from exdir.backends.memory import open_ldif
+from exdir.lab import generate
+from tests.labs import process_env
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+STORE = "EX2/First Storage Group/Mailbox Store (EX2)"
+X500 = "X500:/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=jsmith"
+
+# every read command and every dry run, on the bundled samples' names
+COMMANDS: list[tuple[str, ...]] = [
+    ("topology",), ("--json", "topology"), ("check",), ("--json", "check"),
+    ("legacydn", "list"), ("--json", "legacydn", "list"),
+    ("legacydn", "list", "--prefix", "/o=Fabrikam/ou=Europe"),
+    ("legacydn", "audit"), ("--json", "legacydn", "audit"),
+    ("adc", "check"), ("--json", "adc", "check"),
+    ("x500", "find", X500), ("--json", "x500", "find", X500),
+    ("rename", "org", "Contoso"), ("rename", "org", "Contoso", "--no-keep-x500"),
+    ("rename", "admin-group", "First Administrative Group", "EMEA"),
+    ("legacydn", "set", "jsmith", "/o=Fabrikam/ou=Europe/cn=Recipients/cn=jsmith"),
+    ("move", "jsmith", "kakers@fabrikam.com", "--to", STORE),
+    ("x500", "add", "jsmith", "IMCEAEX-_O=FABRIKAM_CN=JSMITH@fabrikam.com"),
+    ("x500", "remove", "jsmith", X500),
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("EXDIR_"):
+            monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def parity(capsys: pytest.CaptureFixture[str], path: Path, index_dir: Path,
+           commands: list[tuple[str, ...]]) -> int:
+    """Every command on both stores: the same exit code and byte-identical stdout."""
+    compared = 0
+    for args in commands:
+        memory = run(capsys, "--ldif", str(path), "--store", "memory", *args)
+        indexed = run(capsys, "--ldif", str(path), "--store", "index", "--index-dir",
+                      str(index_dir), *args)
+        assert memory[0] == indexed[0], (args, memory[2], indexed[2])
+        assert memory[1] == indexed[1], args
+        compared += bool(memory[1])
+    return compared
+
+
+def _commands_that_apply() -> list[tuple[str, ...]]:
+    from commands import main as m  # noqa: F401  (the CLI imports every command)
+    return COMMANDS
+
+
+@pytest.mark.parametrize("sample", ["fabrikam", "fabrikam-multidc", "fabrikam-mixed"])
+def test_both_stores_print_the_same_on_the_samples(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path, sample: str) -> None:
+    path = tmp_path / f"{sample}.ldif"
+    shutil.copyfile(SAMPLES / f"{sample}.ldif", path)
+    assert parity(capsys, path, tmp_path / "index", _commands_that_apply()) >= 10
+
+
+@pytest.mark.slow
+def test_both_stores_print_the_same_on_a_2000_mailbox_lab(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "lab.ldif"
+    assert run(capsys, "lab", "generate", "--mailboxes", "2000", "--admin-groups", "3",
+               "-o", str(path))[0] == 0
+    commands = [c for c in COMMANDS if "jsmith" not in c and "kakers@fabrikam.com" not in c]
+    commands += [("rename", "admin-group", "Admin Group 2", "EMEA"),
+                 ("move", "user00001", "user01999", "--to", STORE)]
+    assert parity(capsys, path, tmp_path / "index", commands) >= 10
+
+
+def test_auto_uses_the_index_above_the_threshold(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "f.ldif"
+    shutil.copyfile(SAMPLES / "fabrikam.ldif", path)
+    code, out, err = run(capsys, "--ldif", str(path), "--index-dir", str(tmp_path / "i"),
+                         "topology")
+    assert code == 0 and "index" not in err and not (tmp_path / "i").exists()
+    monkeypatch.setattr(index_mod, "THRESHOLD", 1000)
+    monkeypatch.setenv("EXDIR_STORE", "auto")
+    code, out2, err = run(capsys, "--ldif", str(path), "--index-dir", str(tmp_path / "i"),
+                          "topology")
+    assert code == 0 and out2 == out
+    assert err.count("using its index") == 1
+    assert (tmp_path / "i").is_dir()
+    code, _, err = run(capsys, "--ldif", str(path), "--store", "disk", "topology")
+    assert code == 2 and "--store" in err
+
+
+# --- reuse and invalidation ---------------------------------------------------------------
+
+def _open(path: Path, folder: Path, notes: list[str]) -> index_mod.IndexedDirectory:
+    return open_indexed(str(path), warn=lambda m: None, index_dir=str(folder),
+                        note=notes.append)
+
+
+def test_the_index_is_reused_while_the_file_is_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "f.ldif"
+    shutil.copyfile(SAMPLES / "fabrikam.ldif", path)
+    notes: list[str] = []
+    _open(path, tmp_path / "i", notes).close()
+    built = os.stat(index_file(str(tmp_path / "i"), str(path)))
+    directory = _open(path, tmp_path / "i", notes)
+    directory.close()
+    again = os.stat(index_file(str(tmp_path / "i"), str(path)))
+    assert (again.st_ino, again.st_mtime_ns) == (built.st_ino, built.st_mtime_ns)
+    assert notes == []
+    assert oct(os.stat(tmp_path / "i").st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize("change", ["touch", "append", "truncate", "replace"])
+def test_a_changed_file_is_indexed_again(tmp_path: Path, change: str) -> None:
+    path = tmp_path / "f.ldif"
+    shutil.copyfile(SAMPLES / "fabrikam.ldif", path)
+    notes: list[str] = []
+    first = _open(path, tmp_path / "i", notes)
+    count = len(first)
+    first.close()
+    text = path.read_text(encoding="utf-8")
+    extra = "dn: CN=New One,CN=Users,DC=fabrikam,DC=com\nobjectClass: top\nobjectClass: " \
+            "container\ncn: New One\n\n"
+    if change == "touch":
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        expected = count
+    elif change == "append":
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(extra)
+        expected = count + 1
+    elif change == "truncate":
+        blocks = text.split("\n\n")
+        path.write_text("\n\n".join(blocks[:-3]) + "\n\n", encoding="utf-8")
+        expected = len(open_ldif(str(path), warn=lambda m: None))
+    else:
+        (tmp_path / "new").write_text(text + extra, encoding="utf-8")
+        os.replace(tmp_path / "new", path)
+        expected = count + 1
+    again = _open(path, tmp_path / "i", notes)
+    try:
+        assert len(again) == expected
+    finally:
+        again.close()
+    assert len(notes) == 1 and "indexing again" in notes[0] and "changed" in notes[0]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "no-marker", "empty"])
+def test_a_damaged_or_half_written_index_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "f.ldif"
+    shutil.copyfile(SAMPLES / "fabrikam.ldif", path)
+    notes: list[str] = []
+    first = _open(path, tmp_path / "i", notes)
+    count = len(first)
+    first.close()
+    where = Path(index_file(str(tmp_path / "i"), str(path)))
+    data = where.read_bytes()
+    if damage == "garbage":
+        where.write_bytes(b"\x00" * 100 + data[100:])
+    elif damage == "truncated":
+        where.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        where.write_bytes(b"")
+    else:  # a build killed before its last row: the marker never written
+        import sqlite3
+        db = sqlite3.connect(where)
+        db.execute("DELETE FROM meta WHERE name='complete'")
+        db.commit()
+        db.close()
+    again = _open(path, tmp_path / "i", notes)
+    try:
+        assert len(again) == count
+    finally:
+        again.close()
+    assert len(notes) == 1 and "indexing again" in notes[0], notes
+
+
+def test_a_build_killed_midway_leaves_no_index(tmp_path: Path) -> None:
+    """SIGKILL while the index is being built: no index at its name (the temporary is
+    never renamed); the next run builds it whole."""
+    path = tmp_path / "lab.ldif"
+    path.write_text("".join(generate(mailboxes=3000)), encoding="utf-8")
+    folder = tmp_path / "i"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from exdir.backends import index
+        real = index._index_rows
+        count = [0]
+        def rows(*a):
+            count[0] += 1
+            if count[0] == 1500:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*a)
+        index._index_rows = rows
+        index.open_indexed({str(path)!r}, warn=lambda m: None, index_dir={str(folder)!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=process_env())
+    assert done.returncode == -signal.SIGKILL
+    assert not Path(index_file(str(folder), str(path))).exists()
+    notes: list[str] = []
+    directory = _open(path, folder, notes)
+    try:
+        assert len(directory) == len(open_ldif(str(path), warn=lambda m: None))
+    finally:
+        directory.close()
+
+
+# --- apply on the indexed store -----------------------------------------------------------
+
+def test_apply_then_undo_is_exact_on_the_indexed_store(capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    path = tmp_path / "lab.ldif"
+    shutil.copyfile(SAMPLES / "fabrikam.ldif", path)
+    original = path.read_bytes()
+    store = ("--ldif", str(path), "--store", "index", "--index-dir", str(tmp_path / "i"))
+    undo = tmp_path / "undo.ldif"
+    code, _, err = run(capsys, *store, "rename", "org", "Contoso", "--apply", "--lab",
+                       "--undo-file", str(undo))
+    assert code == 0, err
+    renamed = path.read_bytes()
+    assert renamed != original and b"o=Contoso" in renamed
+    # the index is valid for the new file: reused, and it reads what the file holds
+    notes: list[str] = []
+    directory = _open(path, tmp_path / "i", notes)
+    try:
+        memory = open_ldif(str(path), warn=lambda m: None)
+        assert [(e.dn, e.attributes) for e in directory.search()] == \
+            [(e.dn, e.attributes) for e in memory.search()]
+    finally:
+        directory.close()
+    assert notes == []
+    code, _, err = run(capsys, *store, "apply", str(undo), "--apply", "--lab",
+                       "--undo-file", str(tmp_path / "undo2.ldif"))
+    assert code == 0, err
+    after = open_ldif(str(path), warn=lambda m: None)
+    before_dir = tmp_path / "before.ldif"
+    before_dir.write_bytes(original)
+    before = open_ldif(str(before_dir), warn=lambda m: None)
+    # the same entries (DN keys, values by attribute name, as Entry compares them): the
+    # undone rename names the organisation's naming attribute as its RDN spells it, as
+    # on the in-memory store
+    assert list(after.search()) == list(before.search())
+    # untouched records were copied byte for byte: every record the rename did not
+    # change is in the file as it was
+    assert path.read_bytes().count(b"\n\n") == original.count(b"\n\n")
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from exdir import files
+from exdir.backends import index
+from exdir.backends.base import SimpleMod
+path, folder, where, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+d = index.open_indexed(path, warn=lambda m: None, index_dir=folder, lock=True)
+for e in list(d.search(None, "(objectClass=user)", ("mailNickname",)))[:400]:
+    d.modify(e.dn, [SimpleMod("replace", "description", ("moved",))])
+d.add("CN=Added," + d.naming.domain, {"objectClass": ["top", "container"]})
+if where == "write":
+    real = index.IndexedDirectory._write
+    def write(self, fh, fd, places):
+        class Killing:
+            n = 0
+            def write(self, data):
+                Killing.n += len(data)
+                if Killing.n >= at:
+                    fh.flush(); os.fsync(fh.fileno())
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return fh.write(data)
+        return real(self, Killing(), fd, places)
+    index.IndexedDirectory._write = write
+elif where == "commit":
+    real_mark = index._mark_complete
+    def mark(db, p, fp):
+        os.kill(os.getpid(), signal.SIGKILL)
+    index._mark_complete = mark
+d.save()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where,at", [("write", 1), ("write", 200_000), ("write", 900_000),
+                                      ("write", 1_800_000), ("commit", 0), ("none", 0)])
+def test_sigkill_during_the_rewrite_leaves_the_old_or_the_new_file_whole(
+        tmp_path: Path, where: str, at: int) -> None:
+    path = tmp_path / "lab.ldif"
+    path.write_text("".join(generate(mailboxes=2000)), encoding="utf-8")
+    original = path.read_bytes()
+    # the new file, from a run that is not killed
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copyfile(path, clean / "lab.ldif")
+    args = [sys.executable, "-c", KILL_SCRIPT]
+    done = subprocess.run(args + [str(clean / "lab.ldif"), str(clean / "i"), "none", "0"],
+                          cwd=ROOT, env=process_env())
+    assert done.returncode == 0
+    new = (clean / "lab.ldif").read_bytes()
+    assert new != original and len(new) > 1_800_000
+    done = subprocess.run(args + [str(path), str(tmp_path / "i"), where, str(at)],
+                          cwd=ROOT, env=process_env())
+    assert done.returncode == (0 if where == "none" else -signal.SIGKILL)
+    now = path.read_bytes()
+    assert now in (original, new)
+    assert now == (original if where == "write" else new)
+    # SIGKILL can leave the rewrite's hidden temporary beside the file (as it can the
+    # in-memory store's); never anything at the file's name but a whole file
+    # the index is never trusted for the wrong file: it reads what the file holds
+    notes: list[str] = []
+    directory = _open(path, tmp_path / "i", notes)
+    try:
+        memory = open_ldif(str(path), warn=lambda m: None)
+        assert [(e.dn, e.attributes) for e in directory.search()] == \
+            [(e.dn, e.attributes) for e in memory.search()]
+    finally:
+        directory.close()
+    assert (notes != []) == (where == "commit")
