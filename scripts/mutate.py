@@ -48,7 +48,8 @@ DEFAULT_MODULES = ["exdir/apply.py", "exdir/plan.py", "exdir/ldif_out.py",
                    "exdir/ldif_in.py", "exdir/checks.py"]
 # The fast tests that cover each module (globs, relative to the repository root).
 TESTS: dict[str, list[str]] = {
-    "exdir/apply.py": ["tests/test_apply*.py", "tests/test_plan.py", "tests/test_mutants.py"],
+    "exdir/apply.py": ["tests/test_apply*.py", "tests/test_plan.py", "tests/test_mutants.py",
+                       "tests/test_index_store.py"],
     "exdir/plan.py": ["tests/test_plan.py", "tests/test_ldif_roundtrip.py",
                       "tests/test_mutants.py"],
     "exdir/ldif_out.py": ["tests/test_ldif_roundtrip.py", "tests/test_plan.py",
