@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Literal, Mapping
+from typing import Callable, Literal, Mapping, Sequence
 
 from . import dn as dnu
 from . import schema
@@ -760,7 +760,7 @@ def run(directory: Directory, plan: Plan, *, apply: bool, undo_file: str | None 
         except _Failed as failure:
             journal.note(f"failed {failure.number}: {_message(failure.error)}")
             if isinstance(failure.error, Conflict):
-                _also_changed(directory, checked, failure.number, result)
+                _also_changed(directory, checked, failure.number, result, done)
             return _roll_back(directory, checked, done, failure, result, journal, timings)
         except (KeyboardInterrupt, Interrupted) as stop:
             name = getattr(stop, "name", "SIGINT")
@@ -816,7 +816,7 @@ def _release_signals(previous: set[int] | None) -> None:
 
 
 def _also_changed(directory: Directory, checked: Checked, failed: int,
-                  result: ApplyResult) -> None:
+                  result: ApplyResult, written: Sequence[int] = ()) -> None:
     """After a step failed because its entry changed since the check: which later steps
     no longer match either, so the administrator sees every concurrent change at once,
     not one per run.  One bulk read of the remaining steps' entries."""
@@ -824,7 +824,11 @@ def _also_changed(directory: Directory, checked: Checked, failed: int,
     # because of this run's own writes (or the failed one), not someone else's
     reached = {dnu.key(c.dn) for c in checked.plan.changes[:failed]} | {
         dnu.key(c.new_dn) for c in checked.plan.changes[:failed]}
+    # and so are later steps this run wrote itself: pipelined, they were in flight when
+    # the failure came, and landed
+    mine = set(written)
     rest = [r.number for r in checked.steps if r.number > failed and r.status == "pending"
+            and r.number not in mine
             and not {dnu.key(checked.plan.changes[r.number - 1].dn),
                      dnu.key(checked.plan.changes[r.number - 1].new_dn)} & reached]
     if not rest:
