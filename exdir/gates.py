@@ -86,13 +86,14 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
     if topology is not None:
         gates += _holding_containers(topology, renames)
         renamed = _renamed_containers(topology, renames)
+        relabelled = [r for r in _relabelled_containers(topology, plan)
+                      if all(dnu.key(r.dn) != dnu.key(x.dn) for x in renamed)]
+        held = _held_under(directory, [r.old_prefix for r in renamed + relabelled])
         # a new legacyExchangeDN without a rename: a change of prefix when other values
         # sit under the old one (then the rename gates apply); a correction when none do
-        renamed += [r for r in _relabelled_containers(topology, plan)
-                    if all(dnu.key(r.dn) != dnu.key(x.dn) for x in renamed)
-                    and _stale_gate(directory, plan, r)]
+        renamed += [r for r in relabelled if _stale_gate(plan, r, held)]
         if renamed:
-            gates += _rename_gates(directory, topology, plan, renamed, safety)
+            gates += _rename_gates(directory, topology, plan, renamed, safety, held)
         if homes:
             gates += _adc_gate(directory, topology, plan, safety)
     chosen = None if pending is None else set(pending)
@@ -184,7 +185,8 @@ def _relabelled_containers(topology: Topology, plan: Plan) -> list[_Renamed]:
 
 
 def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
-                  renamed: list[_Renamed], safety: Safety) -> list[Gate]:
+                  renamed: list[_Renamed], safety: Safety, held: list[tuple[str, str, str]]
+                  ) -> list[Gate]:
     gates: list[Gate] = []
     if not safety.lab:
         gates.append(Gate("rename", "renames apply only in a lab: add --lab (legacydn.exe was "
@@ -196,15 +198,34 @@ def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
         for f in blocking(findings, operation, subject=r.dn, lab=safety.lab):
             if Gate("rename", f.message) not in gates:  # one finding may stop two renames
                 gates.append(Gate("rename", f.message))
-        gates += _stale_gate(directory, plan, r)
+        gates += _stale_gate(plan, r, held)
     return gates
 
 
-def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
+_PREFIXED = ("legacyExchangeDN", "msExchHomeServerName")
+
+
+def _held_under(directory: Directory, prefixes: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(entry DN, attribute, value) of every legacyExchangeDN and msExchHomeServerName
+    value under any of the prefixes: one search per partition for all of them (a
+    rename of the organisation relabels it and each administrative group, and every
+    one of those asks the stale gate)."""
+    unique = sorted({p.lower(): p for p in prefixes if p}.values(), key=str.lower)
+    if not unique:
+        return []
+    terms = "".join(f"({a}={escape_filter_chars(p)}*)" for p in unique for a in _PREFIXED)
+    held: list[tuple[str, str, str]] = []
+    for entry in directory.search_partitions(f"(|{terms})", _PREFIXED):
+        for attribute in _PREFIXED:
+            held += [(entry.dn, attribute, value) for value in entry.texts(attribute)
+                     if any(has_prefix(value, p) for p in unique)]
+    return held
+
+
+def _stale_gate(plan: Plan, r: _Renamed, held: list[tuple[str, str, str]]) -> list[Gate]:
     """Values under the old prefix that the plan does not rewrite: the plan is stale
-    (made before they existed) or incomplete (cut by hand)."""
-    esc = escape_filter_chars(r.old_prefix)
-    flt = f"(|(legacyExchangeDN={esc}*)(msExchHomeServerName={esc}*))"
+    (made before they existed) or incomplete (cut by hand).  `held` is _held_under's
+    reading, for every prefix at once."""
     deleted = _deleted(plan)
     missed: list[str] = []
     for change in plan.changes:  # a value the plan itself writes under the old prefix
@@ -213,16 +234,14 @@ def _stale_gate(directory: Directory, plan: Plan, r: _Renamed) -> list[Gate]:
                 continue
             missed += [f"{change.dn} ({attribute}, written by the plan)" for v in values
                        if isinstance(v, str) and has_prefix(v, r.old_prefix)]
-    for entry in directory.search_partitions(flt, ("legacyExchangeDN", "msExchHomeServerName")):
-        key = dnu.key(entry.dn)
-        for attribute in ("legacyExchangeDN", "msExchHomeServerName"):
-            for value in entry.texts(attribute):
-                if not has_prefix(value, r.old_prefix):
-                    continue
-                if ((key, attribute.lower(), _key(attribute, value)) in deleted
-                        or (key, attribute.lower(), "*") in deleted):
-                    continue
-                missed.append(f"{entry.dn} ({attribute})")
+    for dn, attribute, value in held:
+        if not has_prefix(value, r.old_prefix):
+            continue
+        key = dnu.key(dn)
+        if ((key, attribute.lower(), _key(attribute, value)) in deleted
+                or (key, attribute.lower(), "*") in deleted):
+            continue
+        missed.append(f"{dn} ({attribute})")
     if not missed:
         return []
     shown = "; ".join(missed[:3]) + (" …" if len(missed) > 3 else "")
