@@ -630,7 +630,11 @@ def _verify(directory: Directory, checked: Checked, applied: list[int]) -> list[
                 at = dnu.parse(now)
                 if at.is_within(old):
                     moved[k] = at.rebase(old, new).key
-    found = directory.read_many(list(set(moved.values())), ("*",))
+    # only what is compared: the values of the attributes the modifies name (an add, a
+    # rename or a delete is checked by the entry's presence alone)
+    compared = sorted({m.attribute.lower() for c in final_dns.values() if isinstance(c, Modify)
+                       for m in c.mods}) or ["objectClass"]
+    found = directory.read_many(list(set(moved.values())), compared)
     problems: list[str] = []
     for k, c in final_dns.items():
         now = moved[k]

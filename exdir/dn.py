@@ -184,13 +184,13 @@ class Dn:
     @property
     def rdn_texts(self) -> tuple[str, ...]:
         """Each RDN as written (escapes and case kept, no stray spaces), leaf first."""
-        return tuple("+".join(f"{a}={raw}" for a, raw, _ in rdn) for rdn in self.avas)
+        return tuple(_rdn_spelled(rdn) for rdn in self.avas)
 
     @property
     def normal(self) -> str:
         if self._normal is None:
-            object.__setattr__(self, "_normal", ",".join(
-                "+".join(f"{a}={escape_rdn(v)}" for a, _, v in rdn) for rdn in self.avas))
+            object.__setattr__(self, "_normal", ",".join(_rdn_normal(rdn)
+                                                         for rdn in self.avas))
         assert self._normal is not None
         return self._normal
 
@@ -243,6 +243,19 @@ class Dn:
         out = Dn("", avas, "", leaf.rdn_keys + self.rdn_keys)
         object.__setattr__(out, "text", out.spelled)
         return out
+
+
+# One RDN's text, as written and canonically escaped, found once: a rename or a move
+# rebases tens of thousands of names onto the same few parents, and escaping each RDN
+# again (ldap3's escape_rdn) was most of the in-memory apply's time.
+@lru_cache(maxsize=1 << 16)
+def _rdn_spelled(rdn: tuple[Ava, ...]) -> str:
+    return "+".join(f"{a}={raw}" for a, raw, _ in rdn)
+
+
+@lru_cache(maxsize=1 << 16)
+def _rdn_normal(rdn: tuple[Ava, ...]) -> str:
+    return "+".join(f"{a}={escape_rdn(v)}" for a, _, v in rdn)
 
 
 def parse(dn: "str | Dn") -> Dn:

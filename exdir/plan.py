@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from . import dn as dnu
@@ -204,6 +204,9 @@ class Modify:
     dn: str
     mods: tuple[Mod, ...]
     reason: str = ""
+    # is_noop's answer, found once: every Plan made of the change asks (a plan's check
+    # makes several), and the blocks never change
+    _noop: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dn", canonical_dn(self.dn))
@@ -212,12 +215,18 @@ class Modify:
             raise InvalidChange(f"{self.dn}: mods must be Mod instances")
         object.__setattr__(self, "mods", mods)
         object.__setattr__(self, "reason", one_line(self.reason))
+        object.__setattr__(self, "_noop", self._cancels())
 
     @property
     def new_dn(self) -> str:
         return self.dn
 
     def is_noop(self) -> bool:
+        """True where applying the blocks to any entry holding the deleted values changes
+        nothing (see _cancels)."""
+        return self._noop
+
+    def _cancels(self) -> bool:
         """True where applying the blocks to any entry holding the deleted values changes nothing.
 
         A delete undone by an add of the same value (or the reverse) cancels, values

@@ -166,6 +166,18 @@ class MockDit:
         self._dit[key] = entry
         return entry
 
+    def patch(self, key: str, changed: Mapping[str, Sequence[Value]],
+              removed: Sequence[str]) -> None:
+        """Give the entry at key these attributes' values and drop `removed`, the rest
+        untouched: put's whole-entry replacement for a modify whose new values apply_mods
+        has worked out for the attributes it names (an attribute already held keeps its
+        place, a new one goes last, as put orders them)."""
+        entry = self._dit[key]
+        for name, vals in changed.items():
+            entry[name] = [encode(v) for v in vals]
+        for name in removed:
+            del entry[name]
+
     def remove(self, key: str) -> None:
         """Drop the entry at key (the caller has checked require_leaf)."""
         del self._dit[key]
