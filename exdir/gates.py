@@ -88,7 +88,7 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
         renamed = _renamed_containers(topology, renames)
         relabelled = [r for r in _relabelled_containers(topology, plan)
                       if all(dnu.key(r.dn) != dnu.key(x.dn) for x in renamed)]
-        held = _held_under(directory, [r.old_prefix for r in renamed + relabelled])
+        held = _held_under(directory, plan, [r.old_prefix for r in renamed + relabelled])
         # a new legacyExchangeDN without a rename: a change of prefix when other values
         # sit under the old one (then the rename gates apply); a correction when none do
         renamed += [r for r in relabelled if _stale_gate(plan, r, held)]
@@ -205,20 +205,28 @@ def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
 _PREFIXED = ("legacyExchangeDN", "msExchHomeServerName")
 
 
-def _held_under(directory: Directory, prefixes: Sequence[str]) -> list[tuple[str, str, str]]:
+def _held_under(directory: Directory, plan: Plan, prefixes: Sequence[str]
+                ) -> list[tuple[str, str, str]]:
     """(entry DN, attribute, value) of every legacyExchangeDN and msExchHomeServerName
-    value under any of the prefixes: one search per partition for all of them (a
+    value under any of the prefixes that the plan does not delete or replace (a fresh
+    rename plan rewrites nearly all): one search per partition for all of them (a
     rename of the organisation relabels it and each administrative group, and every
     one of those asks the stale gate)."""
     unique = sorted({p.lower(): p for p in prefixes if p}.values(), key=str.lower)
     if not unique:
         return []
     terms = "".join(f"({a}={escape_filter_chars(p)}*)" for p in unique for a in _PREFIXED)
+    deleted = _deleted(plan)
     held: list[tuple[str, str, str]] = []
     for entry in directory.search_partitions(f"(|{terms})", _PREFIXED):
+        key = dnu.key(entry.dn)
         for attribute in _PREFIXED:
+            lower = attribute.lower()
+            if (key, lower, "*") in deleted:
+                continue
             held += [(entry.dn, attribute, value) for value in entry.texts(attribute)
-                     if any(has_prefix(value, p) for p in unique)]
+                     if (key, lower, _key(attribute, value)) not in deleted
+                     and any(has_prefix(value, p) for p in unique)]
     return held
 
 
@@ -226,7 +234,6 @@ def _stale_gate(plan: Plan, r: _Renamed, held: list[tuple[str, str, str]]) -> li
     """Values under the old prefix that the plan does not rewrite: the plan is stale
     (made before they existed) or incomplete (cut by hand).  `held` is _held_under's
     reading, for every prefix at once."""
-    deleted = _deleted(plan)
     missed: list[str] = []
     for change in plan.changes:  # a value the plan itself writes under the old prefix
         for attribute, values in _added(change):
@@ -234,14 +241,8 @@ def _stale_gate(plan: Plan, r: _Renamed, held: list[tuple[str, str, str]]) -> li
                 continue
             missed += [f"{change.dn} ({attribute}, written by the plan)" for v in values
                        if isinstance(v, str) and has_prefix(v, r.old_prefix)]
-    for dn, attribute, value in held:
-        if not has_prefix(value, r.old_prefix):
-            continue
-        key = dnu.key(dn)
-        if ((key, attribute.lower(), _key(attribute, value)) in deleted
-                or (key, attribute.lower(), "*") in deleted):
-            continue
-        missed.append(f"{dn} ({attribute})")
+    missed += [f"{dn} ({attribute})" for dn, attribute, value in held
+               if has_prefix(value, r.old_prefix)]
     if not missed:
         return []
     shown = "; ".join(missed[:3]) + (" …" if len(missed) > 3 else "")
