@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # `EXDIR_KILL_STEPS=10000 EXDIR_KILL_POINTS=20 scripts/test.sh tests/test_apply_kill.py -s`
 STEPS = int(os.environ.get("EXDIR_KILL_STEPS") or 1000)
 KILLS = int(os.environ.get("EXDIR_KILL_POINTS") or 10)
-MAX_ATTEMPTS = 16
+MAX_ATTEMPTS = 2 * KILLS  # a kill drawn after the run ended is not counted
 
 
 @dataclass
