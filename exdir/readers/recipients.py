@@ -29,16 +29,17 @@ TARGETED_LIMIT = 50  # up to this many identities: one OR-filter search; more: r
 # --- renames and `legacydn set` ----------------------------------------------------------
 
 def read_affected(directory: Directory, scope: RenameScope, *, references: bool
-                  ) -> list[Entry]:
+                  ) -> Iterator[Entry]:
     """Every entry holding a value under the old prefix (and, where the server does not
     make references follow, every entry referencing the Exchange configuration):
-    one paged search per partition, never one per object."""
+    one paged search per partition, never one per object, yielded as read (the
+    planner keeps the steps, not the entries)."""
     esc = escape_filter_chars(scope.old_prefix)
     terms = [f"(legacyExchangeDN={esc}*)", f"(msExchHomeServerName={esc}*)"]
     if references:
         terms += [f"({a}=*)" for a in REFERENCE_ATTRIBUTES]
     flt = "(|" + "".join(terms) + ")"
-    return list(directory.search_partitions(flt, RENAME_READ))
+    return directory.search_partitions(flt, RENAME_READ)
 
 
 
