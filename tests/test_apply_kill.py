@@ -148,9 +148,15 @@ def test_sigkill_at_random_points_then_the_undo_file_restores_slapd_exactly(
         fraction = rng.uniform(0.05, 0.95)
         undo = tmp_path / f"undo-{attempts}.ldif"
         journal = Path(str(undo) + ".journal")
-        landed = kill_at(exdir, fraction * full, "apply", str(plan_file), "--apply",
-                         "--undo-file", str(undo))
-        where = f"kill {attempts} at {fraction:.0%} ({fraction * full:.2f} s)"
+        if attempts % 2:  # a random time: the check before the undo file, or the writes
+            landed = kill_at(exdir, fraction * full, "apply", str(plan_file), "--apply",
+                             "--undo-file", str(undo))
+            where = f"kill {attempts} at {fraction:.0%} ({fraction * full:.2f} s)"
+        else:  # a random point of the writes (the check takes half the run's time)
+            after = max(1, int(fraction * STEPS))
+            landed = kill_after_steps(exdir, after, "apply", str(plan_file), "--apply",
+                                      "--undo-file", str(undo))
+            where = f"kill {attempts} once {after} step(s) were journalled"
         if not landed:
             print(f"  {where}: the run had already finished; not counted")
         steps = done_steps(journal)
