@@ -488,6 +488,27 @@ def lock(path: str, exclusive: bool, wait: float = 5.0) -> HeldFile:
     return open_held(path, exclusive, wait)
 
 
+@contextmanager
+def locked_for_save(path: str, held: "HeldFile | None", wait: float) -> Iterator["HeldFile"]:
+    """The file locked exclusively for a check and a rewrite, as a store's save needs.
+
+    A store opened without a lock (a library caller) locks the file for the block only;
+    one holding a shared lock is upgraded for it and goes back to shared; one holding
+    an exclusive lock (a command that will --apply) keeps it.  Both LDIF stores (in
+    memory and indexed) save through this, so they lock alike."""
+    before = held.exclusive if held is not None else None
+    lock_ = held if held is not None else lock(path, exclusive=True, wait=wait)
+    if held is not None and not held.exclusive:
+        held.relock(True, wait)
+    try:
+        yield lock_
+    finally:
+        if held is None:
+            lock_.release()
+        elif before is not True and held.fd is not None:
+            held.relock(before)
+
+
 def check_unchanged(held: HeldFile, seen: Fingerprint) -> None:
     """Refuse (exit 1, nothing written) when the file at held.path is no longer what
     was read: another inode (replaced), another size or mtime, or other bytes (a tool

@@ -439,14 +439,9 @@ class IndexedDirectory(Directory):
         """Rewrite the LDIF file in one streaming pass, atomically (exdir.files.rewrite:
         through a symlink to its target, owner and mode kept), under an exclusive lock
         and only if the file is still what was read; then commit the index's
-        transaction with the new file's identity.  The locking is the in-memory
-        directory's (LdifDirectory.save)."""
-        held, before = self._held, (self._held.exclusive if self._held else None)
-        if held is None:
-            held = files.lock(self.path, exclusive=True, wait=self._wait_lock)
-        elif not held.exclusive:
-            held.relock(True, self._wait_lock)
-        try:
+        transaction with the new file's identity.  Locked as the in-memory directory
+        is (exdir.files.locked_for_save)."""
+        with files.locked_for_save(self.path, self._held, self._wait_lock) as held:
             files.check_unchanged(held, self._fingerprint)
             old_fd = os.dup(held.fd) if held.fd is not None else None
             assert old_fd is not None
@@ -463,11 +458,6 @@ class IndexedDirectory(Directory):
             _mark_complete(self._db, os.path.abspath(self.path), fingerprint)
             self._db.commit()
             self._fingerprint = fingerprint
-        finally:
-            if self._held is None:
-                held.release()
-            elif before is not True and held.fd is not None:
-                held.relock(before)
         self.dirty = False
 
     def _renumber(self) -> None:

@@ -225,20 +225,10 @@ class LdifDirectory(Directory):
         A directory opened without a lock (a library caller) locks the file for the
         check and the rewrite only; one opened shared is upgraded for them and goes
         back to shared; one opened exclusive (a command that will --apply) holds it."""
-        held, before = self._held, (self._held.exclusive if self._held else None)
-        if held is None:
-            held = files.lock(self.path, exclusive=True, wait=self._wait_lock)
-        elif not held.exclusive:
-            held.relock(True, self._wait_lock)
-        try:
+        with files.locked_for_save(self.path, self._held, self._wait_lock) as held:
             if self._fingerprint is not None:
                 files.check_unchanged(held, self._fingerprint)
             self._fingerprint = save_ldif(self, self.path, warn=self._warn, held=held)
-        finally:
-            if self._held is None:
-                held.release()
-            elif before is not True and held.fd is not None:
-                held.relock(before)
         self.dirty = False
 
     def iter_stored(self) -> Iterator[tuple[str, dict[str, list[Value]]]]:
