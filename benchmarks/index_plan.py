@@ -33,12 +33,17 @@ CHILD = r"""
 import json, resource, sys, time, io, contextlib
 sys.argv = ["exdir"] + sys.argv[1:]
 from commands.main import main
-out = io.StringIO()
+class Count(io.TextIOBase):  # the plan counted as it is written, not held
+    n = 0
+    def write(self, text):
+        self.n += len(text)
+        return len(text)
+out = Count()
 start = time.perf_counter()
 with contextlib.redirect_stdout(out):
     code = main(sys.argv[1:])
 took = time.perf_counter() - start
-print(json.dumps({"code": code, "seconds": took, "bytes": len(out.getvalue()),
+print(json.dumps({"code": code, "seconds": took, "bytes": out.n,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
       file=sys.stderr)
 """
