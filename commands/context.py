@@ -38,6 +38,7 @@ class Options:
     wait_lock: float = 5.0
     store: str = "auto"
     index_dir: str | None = None
+    password_variable: str = "EXDIR_PASSWORD"  # EXDIR_FROM_PASSWORD for a migration's source
     _said_auto: bool = False
 
     def warn(self, message: str) -> None:
@@ -64,7 +65,7 @@ class Options:
                 gc.freeze()
             return directory
         if self.url:
-            password = read_password(self.password_file)
+            password = read_password(self.password_file, variable=self.password_variable)
             return open_url(self.url, self.bind_dn, password, starttls=self.starttls,
                             ca_file=self.ca_file, insecure=self.insecure, auth=self.auth)
         raise InputError("no directory: give --ldif PATH or --url URL "

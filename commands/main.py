@@ -17,6 +17,8 @@ from exdir.text import printable
 from . import adc as adc_cmd
 from . import apply as apply_cmd
 from . import check as check_cmd
+from . import delegates as delegates_cmd
+from . import imf as imf_cmd
 from . import lab as lab_cmd
 from . import legacydn as legacydn_cmd
 from . import move as move_cmd
@@ -103,6 +105,8 @@ app.add_typer(schema_cmd.app, name="schema")
 app.add_typer(adc_cmd.app, name="adc")
 app.add_typer(x500_cmd.app, name="x500")
 app.add_typer(replication_cmd.app, name="replication")
+app.add_typer(imf_cmd.app, name="imf")
+app.add_typer(delegates_cmd.app, name="delegates")
 
 
 class OutputFailed(ExdirError):

@@ -12,9 +12,10 @@ from typing import Mapping
 from .errors import InputError
 
 
-def read_password(password_file: str | None, environ: Mapping[str, str] = os.environ
-                  ) -> str | None:
-    """The bind password from a file or EXDIR_PASSWORD.
+def read_password(password_file: str | None, environ: Mapping[str, str] = os.environ,
+                  variable: str = "EXDIR_PASSWORD") -> str | None:
+    """The bind password from a file or the environment variable (EXDIR_PASSWORD; a
+    migration's source directory has its own, EXDIR_FROM_PASSWORD).
 
     A file loses every trailing CR and LF (editors add one, `echo` another, Windows
     CRLF): none of them can be meant, since LDAP passwords cannot hold control
@@ -39,9 +40,9 @@ def read_password(password_file: str | None, environ: Mapping[str, str] = os.env
             raise InputError("the password file is empty", source=password_file)
         check_password(text, "the password file", source=password_file)
         return text
-    from_env = environ.get("EXDIR_PASSWORD")
+    from_env = environ.get(variable)
     if from_env:
-        check_password(from_env, "EXDIR_PASSWORD")
+        check_password(from_env, variable)
     return from_env
 
 

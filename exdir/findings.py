@@ -8,6 +8,7 @@ built, tested and printed the same way.
 from __future__ import annotations
 
 import enum
+import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,17 @@ Severity = Literal["blocks", "warning", "problem"]
 #: other fix is an exdir command that works on the directory checked (the suite runs
 #: every one on every sample)
 NO_FIX = "no automatic fix"
+
+
+_SHELL_SPECIAL = frozenset('"$`\\!')
+
+
+def shell_word(text: str) -> str:
+    """text as one shell word in a printed fix: double quotes where they keep it as it
+    is (DNs hold `\\,`, which double quotes leave alone), single quotes otherwise."""
+    if not any(c in _SHELL_SPECIAL for c in text.replace("\\,", "")):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 class Operation(enum.Enum):

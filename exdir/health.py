@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import xml.etree.ElementTree as ET
 from typing import Iterable, Mapping, Sequence
 
@@ -18,7 +17,7 @@ from . import dn as dnu
 from . import values
 from .entries import EntryLike
 from .errors import InputError
-from .findings import NO_FIX, Finding
+from .findings import NO_FIX, Finding, shell_word
 from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite, same
 from .legacydn import key as legacy_key
 from .topology import HOME, ExchangeServer, Mta, Store, Topology
@@ -33,15 +32,7 @@ def _found(code: str, dn: str, message: str, meaning: str, fix: str,
     return Finding(code, message, dn=dn, meaning=meaning, fix=fix, details=details or {})
 
 
-_SHELL_SPECIAL = frozenset('"$`\\!')
-
-
-def _quote(text: str) -> str:
-    """text as one shell word: double quotes where they keep it as it is (DNs hold
-    `\\,`, which double quotes leave alone), single quotes otherwise."""
-    if not any(c in _SHELL_SPECIAL for c in text.replace("\\,", "")):
-        return f'"{text}"'
-    return shlex.quote(text)
+_quote = shell_word  # every fix names its values as one shell word each
 
 
 def _adc_running(topology: Topology) -> bool:

@@ -395,6 +395,20 @@ def exchange_root_entries(layout: Layout, *, mixed: bool) -> Iterator[Entry]:
                      ("description", "Default recipient policy"))
 
 
+def imf_entries(layout: Layout, *, enabled: bool, gateway: int, store: int) -> Iterator[Entry]:
+    """CN=Global Settings, its CN=Message Delivery and the Intelligent Message Filter's
+    CN=UCE Content Filter (exdir.imf): the gateway threshold a string, as Exchange's
+    schema has it."""
+    global_dn = f"CN=Global Settings,{layout.org_dn}"
+    yield container(global_dn, "Global Settings", "msExchContainer")
+    delivery = f"CN=Message Delivery,{global_dn}"
+    yield container(delivery, "Message Delivery", "msExchMessageDeliveryConfig")
+    yield container(f"CN=UCE Content Filter,{delivery}", "UCE Content Filter", "msExchUce",
+                    ("msExchUceEnabled", "1" if enabled else "0"),
+                    ("msExchUceBlockThreshold", str(gateway)),
+                    ("msExchUceStoreActionThreshold", str(store)))
+
+
 def admin_group_mode(servers: Sequence[Server]) -> int:
     """msExchAdminGroupMode: 0 Exchange 2000+ only, 1 Exchange 5.5 only, 2 both."""
     old = any(s.version == "5.5" for s in servers)

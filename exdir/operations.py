@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from . import replication, x500
+from . import delegates, imf, replication, x500, x500_history
 from .checks import mode_unknown, preflight
 from .errors import InputError
 from .backends.base import Directory, Entry
@@ -21,7 +21,8 @@ from .legacydn import check_value
 from .move import (MovePlan, Target, check_home_mta, home_mta_dn, plan_move, resolve_mailboxes,
                    resolve_store)
 from .plan import Plan
-from .readers.recipients import (find_object, holders, read_affected, read_mailboxes,
+from .readers.recipients import (find_object, holders, read_affected, read_delegations,
+                                 read_mailboxes, read_migration_side,
                                  read_moved, read_recipients, read_value_context)
 from .readers.replication import read_attids
 from .readers.topology import read_topology
@@ -161,10 +162,52 @@ def x500_remove(directory: Directory, obj: str, value: str) -> Planned:
     return Planned(plan, [] if plan else [f"{entry.dn} holds no proxy X500:{legacy}"])
 
 
+def x500_history_match(target: Directory, source: Directory, *, keys: Sequence[str] = (),
+                       only: Sequence[str] | None = None) -> x500_history.Matching:
+    """`exdir x500 sync|check --from SOURCE`: each target recipient matched to its source
+    (one read of each side, matched in memory), with the X500 values it lacks; its
+    .plan is what sync applies."""
+    chosen = x500_history.match_keys(keys)
+    return x500_history.match(read_migration_side(target), read_migration_side(source),
+                              chosen, only)
+
+
 def find_holders(directory: Directory, address: str) -> tuple[str, list[Entry]]:
     """`exdir x500 find ADDRESS`: the legacyExchangeDN it stands for, and who holds it."""
     value = x500.legacy_value(address)
     return value, holders(directory, value)
+
+
+# --- delegates ----------------------------------------------------------------------------------
+
+def delegates_audit(directory: Directory) -> Checked:
+    """`exdir delegates audit`: every publicDelegates value naming nobody who can act."""
+    topology = read_topology(directory)
+    owners, named = read_delegations(directory)
+    return Checked(topology, delegates.audit(owners, named))
+
+
+def delegates_remove(directory: Directory, owner: str, delegate: str) -> Planned:
+    """`exdir delegates remove OWNER DELEGATE`: the plan removing one value."""
+    entry = find_object(directory, owner)
+    current = directory.read(entry.dn, ("mailNickname", delegates.ATTRIBUTE)) or entry
+    plan = delegates.plan_remove(current, delegate)
+    return Planned(plan, [] if plan else [f"{entry.dn} has no delegate {delegate}"])
+
+
+# --- the Intelligent Message Filter ------------------------------------------------------------
+
+def imf_show(directory: Directory) -> imf.ImfSettings:
+    """`exdir imf show`: the filter's thresholds and what they cannot tell on their own."""
+    return imf.read_settings(directory, read_topology(directory))
+
+
+def imf_set(directory: Directory, *, gateway: int | None = None, store: int | None = None,
+            enabled: bool | None = None) -> Planned:
+    """`exdir imf set`: the plan; nothing to change is a note, not an error."""
+    plan = imf.plan_set(directory, read_topology(directory), gateway=gateway, store=store,
+                        enabled=enabled)
+    return Planned(plan, [] if plan else ["the IMF settings hold these values already"])
 
 
 # --- replication -------------------------------------------------------------------------------

@@ -208,6 +208,12 @@ EXCHANGE_ATTRIBUTES: tuple[AttributeDef, ...] = (
     AttributeDef("msExchReplicateNow", "1.2.840.113556.1.4.7000.102.53", "boolean", True),
     AttributeDef("activationStyle", "1.2.840.113556.1.2.73", "integer", True),
     AttributeDef("activationSchedule", "1.2.840.113556.1.2.213", "octets", True),
+    # the Intelligent Message Filter's thresholds (msExchUce, CN=UCE Content Filter):
+    # the gateway threshold is a string on Exchange's schema, the others integers
+    AttributeDef("msExchUceEnabled", "1.2.840.113556.1.4.7000.102.12600", "integer", True),
+    AttributeDef("msExchUceBlockThreshold", "1.2.840.113556.1.4.7000.102.12601", "string", True),
+    AttributeDef("msExchUceStoreActionThreshold", "1.2.840.113556.1.4.7000.102.12602", "integer",
+                 True),
 )
 
 # The back links Active Directory keeps for Exchange's forward links (linkID + 1):
@@ -273,6 +279,11 @@ EXCHANGE_CLASSES: tuple[ClassDef, ...] = (
              must=("doOABVersion", "msExchOABFolder", "offLineABContainers", "offLineABSchedule",
                    "offLineABServer", "offLineABStyle"),
              superiors=("container",)),
+    # CN=Message Delivery,CN=Global Settings and the IMF's CN=UCE Content Filter below it
+    ClassDef("msExchMessageDeliveryConfig", "1.2.840.113556.1.5.7000.62.50028", "top",
+             superiors=("container",)),
+    ClassDef("msExchUce", "1.2.840.113556.1.5.7000.62.50037", "top",
+             superiors=("msExchMessageDeliveryConfig",)),
 )
 
 # Auxiliary classes carrying recipient attributes on user, contact and group, as
@@ -306,7 +317,7 @@ AD_BASE_ATTRIBUTES: tuple[str, ...] = (
     "showInAddressBook", "objectGUID", "sAMAccountName", "userPrincipalName",
     "groupType", "adminDisplayName", "showInAdvancedViewOnly", "dNSHostName",
     "instanceType", "serverReference", "msDS-hasMasterNCs", "hasMasterNCs",
-    "managedBy", "info", "company", "department", "otherMailbox",
+    "managedBy", "info", "company", "department", "otherMailbox", "userAccountControl",
 )
 AD_BASE_CLASSES: tuple[str, ...] = (
     "container", "configuration", "domainDNS", "user", "group", "contact",

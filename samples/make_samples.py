@@ -29,9 +29,20 @@ HERE = Path(__file__).resolve().parent
 DOMAIN = "DC=fabrikam,DC=com"
 ORG = "Fabrikam"
 EUROPE = "Europe"
-VARIANTS = ("fabrikam", "fabrikam-multidc", "fabrikam-mixed", "openchange")
+VARIANTS = ("fabrikam", "fabrikam-multidc", "fabrikam-mixed", "openchange", "litware")
+# litware.ldif: the same people in the organisation they were migrated from
+SOURCE_ORG = "Litware"
+SOURCE_GROUP = "Litware Site"
+SOURCE_OLD_GROUP = "Old Site"  # where some of them were before: X500 history in the source
 # Fixed namespace: mailbox GUIDs are stable across runs (uuid5 of the alias).
 _GUID_NAMESPACE = uuid.UUID("6f1c3a52-7d0e-4b8e-9a51-3f2a1e0c5b77")
+
+
+# a user without a mailbox, once a shared desk's mailbox: jlew's delegate is stale
+RECEPTION = "reception"
+# userAccountControl: NORMAL_ACCOUNT, and ACCOUNTDISABLE for a disabled one; stated on
+# every sample user, since Active Directory gives a user added without it a disabled one
+ENABLED_ACCOUNT, DISABLED_ACCOUNT = "512", "514"
 
 
 class Person(NamedTuple):
@@ -45,6 +56,7 @@ class Person(NamedTuple):
     moved_from: str | None = None  # earlier admin group: an X500 history value
     mixed_case_legacy: bool = False
     delegate: str | None = None  # alias of the publicDelegates target
+    disabled: bool = False  # userAccountControl ACCOUNTDISABLE (a delegate who left)
 
 
 # Who lives where.  Wireless attributes only on Exchange 2003 homes: a move to an
@@ -56,13 +68,13 @@ PEOPLE: tuple[Person, ...] = (
     Person("kakers", "Kim", "Akers", "EX1", delegate="pcoleman"),
     Person("pcoleman", "Pat", "Coleman", "EX1"),
     Person("dhall", "Don", "Hall", "EX1", wireless=7),
-    Person("jlew", "Judy", "Lew", "EX1"),
+    Person("jlew", "Judy", "Lew", "EX1", delegate=RECEPTION),
     Person("tadams", "Terry", "Adams", "EX1", mixed_case_legacy=True),
     Person("kberg", "Karen", "Berg", "EX1", moved_from=EUROPE),
-    Person("jhay", "Jeff", "Hay", "EX1"),
+    Person("jhay", "Jeff", "Hay", "EX1", delegate="tpoe"),
     Person("mnorth", "Mary", "North", "EX1", wireless=5,
            wireless_settings=("OMA:DeviceSecurityExempt=0", "OMA:DirectPushEnabled=0")),
-    Person("tpoe", "Toni", "Poe", "EX1"),
+    Person("tpoe", "Toni", "Poe", "EX1", disabled=True),
     # First Administrative Group, EX2 (Exchange 2000)
     Person("tbremer", "Ted", "Bremer", "EX2"),
     Person("bsmith", "Ben", "Smith", "EX2"),
@@ -118,6 +130,7 @@ def recipients(layout: Layout, table: dict[str, Server]) -> list[Entry]:
     for p in PEOPLE:
         parents[p.alias] = europe if table[p.server].admin_group == EUROPE else staff
         dns[p.alias] = f"{lab.rdn('CN', p.cn or f'{p.given} {p.sn}')},{parents[p.alias]}"
+    dns[RECEPTION] = f"CN=Reception Desk,{staff}"
     out: list[Entry] = []
     for p in PEOPLE:
         server = table[p.server]
@@ -131,7 +144,12 @@ def recipients(layout: Layout, table: dict[str, Server]) -> list[Entry]:
             alias=p.alias, server=server, guid=guid(p.alias), legacy_dn=legacy,
             secondary_smtp=secondary, history=history, wireless=p.wireless,
             wireless_settings=p.wireless_settings,
-            delegates=[dns[p.delegate]] if p.delegate else []))
+            delegates=[dns[p.delegate]] if p.delegate else [],
+            extra=[("userAccountControl", DISABLED_ACCOUNT if p.disabled else ENABLED_ACCOUNT)]))
+    out.append((dns[RECEPTION], [*lab.classes("user"), ("cn", "Reception Desk"), ("sn", "Desk"),
+                                 ("displayName", "Reception Desk"),
+                                 ("sAMAccountName", RECEPTION),
+                                 ("userAccountControl", ENABLED_ACCOUNT)]))
     out.append(lab.mail_group(layout, staff, cn="Fabrikam Sales", alias="sales",
                               admin_group=FIRST_ADMIN_GROUP,
                               members=[dns[a] for a in SALES_MEMBERS],
@@ -152,11 +170,71 @@ def adc_disabled_user() -> Entry:
                 ("legacyExchangeDN", "ADCDisabledMail")]
 
 
+def source_recipients(layout: Layout, server: Server) -> list[Entry]:
+    """The people as the source organisation had them, before the migration to Fabrikam.
+
+    Same DNs, addresses and mailbox GUIDs (a mailbox keeps its GUID when moved), all on
+    one server; what `exdir x500 sync` must carry over, and what it must not:
+    - every legacyExchangeDN (/o=Litware/ou=Litware Site/cn=Recipients/cn=<alias>);
+    - the X500 history of those who moved within Litware (every third person);
+    - tpoe has no msExchMailboxGuid (matched by mailNickname), nor have the group and
+      the contact;
+    - jsmith's source carries, as an X500, Fabrikam's own value for him in capitals (never
+      added: it is the target's legacyExchangeDN), kberg's the X500 Fabrikam gave him in
+      lower case (never duplicated).
+    """
+    staff = f"OU=Staff,{DOMAIN}"
+    europe = f"OU=Europe,{DOMAIN}"
+    target = Layout(DOMAIN, ORG)
+    table = servers(target)
+    out: list[Entry] = []
+    for i, p in enumerate(PEOPLE):
+        parent = europe if table[p.server].admin_group == EUROPE else staff
+        history = [layout.recipient_legacy_dn(SOURCE_OLD_GROUP, p.alias)] if i % 3 == 0 else []
+        if p.alias == "jsmith":
+            history.append(target.recipient_legacy_dn(table[p.server].admin_group,
+                                                       p.alias).upper())
+        if p.moved_from:
+            history.append(target.recipient_legacy_dn(p.moved_from, p.alias).lower())
+        secondary = [f"{lab.ascii_fold(p.given)}.{lab.ascii_fold(p.sn)}@{layout.dns_domain}".lower()]
+        dn, attrs = lab.mailbox(
+            layout, parent, cn=p.cn or f"{p.given} {p.sn}", given=p.given, sn=p.sn,
+            alias=p.alias, server=server, guid=guid(p.alias), secondary_smtp=secondary,
+            history=history)
+        if p.alias == "tpoe":
+            attrs = [(a, v) for a, v in attrs if a != "msExchMailboxGuid"]
+        out.append((dn, attrs))
+    out.append(lab.mail_group(layout, staff, cn="Fabrikam Sales", alias="sales",
+                              admin_group=SOURCE_GROUP, members=[],
+                              description="Sales team"))
+    out.append(lab.mail_contact(layout, staff, cn="Ben Miller (Contoso)", given="Ben",
+                                sn="Miller", alias="BenMiller", external="ben.miller@contoso.com",
+                                admin_group=SOURCE_GROUP))
+    return out
+
+
+def source_entries() -> list[Entry]:
+    """litware.ldif: the organisation Fabrikam's people were migrated from."""
+    layout = Layout(DOMAIN, SOURCE_ORG)
+    server = layout.server(SOURCE_GROUP, "LW1", "2003")
+    out: list[Entry] = [lab.domain_root(layout),
+                        lab.organizational_unit(layout, "Staff", description="Head office staff"),
+                        lab.organizational_unit(layout, EUROPE, description="European offices"),
+                        lab.container(layout.config, "Configuration", "configuration")]
+    out += lab.sites_entries(layout, [DomainController("DC1")])
+    out += lab.exchange_root_entries(layout, mixed=False)
+    out += lab.admin_group_entries(layout, SOURCE_GROUP, [server], default=True)
+    out += lab.server_entries(server)
+    return out + source_recipients(layout, server)
+
+
 def entries(variant: str) -> list[Entry]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown sample {variant!r}")
     if variant == "openchange":  # another organisation, shaped by another tool
         return lab_openchange.entries(DOMAIN)
+    if variant == "litware":
+        return source_entries()
     mixed = variant == "fabrikam-mixed"
     layout = Layout(DOMAIN, ORG)
     table = servers(layout)
@@ -167,6 +245,7 @@ def entries(variant: str) -> list[Entry]:
                         lab.container(layout.config, "Configuration", "configuration")]
     out += lab.sites_entries(layout, dcs)
     out += lab.exchange_root_entries(layout, mixed=mixed)
+    out += lab.imf_entries(layout, enabled=True, gateway=8, store=6)
     for i, ag in enumerate((FIRST_ADMIN_GROUP, EUROPE)):
         in_group = [s for s in table.values() if s.admin_group == ag]
         out += lab.admin_group_entries(layout, ag, in_group, default=(i == 0))
@@ -194,6 +273,8 @@ _HEADERS = {
                       "Connector and two connection agreements.",
     "openchange": "An organisation shaped as OpenChange's provisioning leaves it: no MTA, "
                   "homeMTA naming the store, no msExchHomeServerName.",
+    "litware": "The Litware organisation Fabrikam's people were migrated from (the source "
+               "of exdir x500 sync).",
 }
 
 

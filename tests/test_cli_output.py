@@ -340,7 +340,7 @@ def test_help_examples_are_whole_commands_that_run(tmp_path: Path,
     assert len(examples) >= 15 and ("move",) in commands and ("x500", "decode") in commands
     ran = []
     for i, (path, example) in enumerate(examples):
-        words = shlex.split(example)  # an example wrapped inside a quoted argument fails here
+        words = shlex.split(example, comments=True)  # a wrapped quoted argument fails here
         for args in _split(words):
             assert args[0] == "exdir", (path, example)
             args = args[1:]

@@ -40,7 +40,8 @@ ALLOWED_CLASSES = frozenset(c.lower() for c in (
     "msExchPrivateMDB", "msExchPublicMDB", "mTA", "msExchContainer",
     "msExchRoutingGroupContainer", "msExchRoutingGroup", "msExchGenericPolicyContainer",
     "msExchRecipientPolicyContainer", "msExchGenericPolicy", "msExchRecipientPolicy",
-    "msExchConnectionAgreement", "msExchActiveDirectoryConnector"))
+    "msExchConnectionAgreement", "msExchActiveDirectoryConnector",
+    "msExchMessageDeliveryConfig", "msExchUce"))
 # Attributes slapd's core, cosine and inetorgperson schemas define that the data uses.
 OPENLDAP_CORE = frozenset(a.lower() for a in (
     "objectClass", "cn", "sn", "ou", "dc", "description", "displayName", "mail", "member",

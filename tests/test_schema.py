@@ -49,9 +49,7 @@ EXCHANGE_CLASSES = (
     "msExchServersContainer", "msExchExchangeServer", "msExchInformationStore",
     "msExchStorageGroup", "msExchPrivateMDB", "msExchPublicMDB", "mTA", "msExchRoutingGroup",
     "msExchRecipientPolicy", "msExchOAB", "msExchConnectionAgreement", "nTDSDSA",
-    pytest.param("msExchMessageDeliveryConfig", marks=pytest.mark.xfail(
-        reason="docs/exchange.md lists it (Message Delivery / IMF settings); exdir.schema does "
-               "not define it yet (its governsID is not confirmed)")),
+    "msExchMessageDeliveryConfig", "msExchUce",
 )
 NAMES = [a[0] for a in RECIPIENT_ATTRIBUTES]
 

@@ -11,7 +11,9 @@ from typing import Iterator, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
+from .. import delegates
 from .. import dn as dnu
+from .. import x500_history
 from ..backends.base import Directory, Entry
 from ..errors import InputError
 from ..health import READ as HEALTH_READ
@@ -122,6 +124,23 @@ def read_moved(directory: Directory, report: Sequence[dict[str, object]]) -> dic
     """The mailboxes a move report says were written, as they are now, by dn.key():
     one bulk read."""
     return directory.read_many([str(b["dn"]) for b in applied_moves(report)], HOME)
+
+
+def read_delegations(directory: Directory) -> tuple[list[Entry], dict[str, Entry]]:
+    """Every object with publicDelegates (one search per partition), and what each
+    value names, by dn.key() (one bulk read of them all; absent: it names nothing)."""
+    owners = list(directory.search_partitions(f"({delegates.ATTRIBUTE}=*)",
+                                              ("mailNickname", delegates.ATTRIBUTE)))
+    named = {v for o in owners for v in o.texts(delegates.ATTRIBUTE)
+             if delegates.readable(v)}
+    return owners, directory.read_many(sorted(named), delegates.READ)
+
+
+def read_migration_side(directory: Directory) -> list[Entry]:
+    """Every recipient of the domain partition (mailNickname or legacyExchangeDN) with
+    what X500 matching needs: one paged search, for a source or a target alike."""
+    return list(directory.search_partitions("(|(mailNickname=*)(legacyExchangeDN=*))",
+                                            x500_history.READ, domain_only=True))
 
 
 # --- who holds a name ------------------------------------------------------------------------
