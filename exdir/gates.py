@@ -15,6 +15,9 @@ plan itself:
   a mailbox was added);
 - a plan that changes homeMDB between two servers of one administrative group
   meets the ADC gate (mixed mode with connection agreements: stop the ADC);
+- any plan meets the read-only gate: a read-only domain controller is read and
+  checked, never written (it would refer the write elsewhere, and exdir writes to
+  the one DC it names);
 - a plan that gives an object a legacyExchangeDN or an X500 proxy meets the
   uniqueness gate: no other object may hold that value in either form, or mail
   to it is misdelivered.
@@ -57,7 +60,7 @@ class Safety:
 class Gate:
     """One reason the plan must not be applied here, in plain words."""
 
-    code: str  # rename | stale | adc | unique
+    code: str  # read-only | rename | stale | adc | unique
     message: str
 
 
@@ -71,6 +74,10 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
     The rename and move gates look at every step: a rename plan run again after an
     interruption is still a rename plan.
     """
+    if plan.changes and directory.read_only:
+        return [Gate("read-only", f"{directory.describe()} is a read-only domain controller: "
+                                  "it takes no writes (they are referred to a writable DC); "
+                                  "give --url a writable DC")]
     renames = [c for c in plan.changes if isinstance(c, Rename)]
     homes = [c for c in plan.changes if isinstance(c, Modify)
              and any(m.attribute.lower() == "homemdb" for m in c.mods)]

@@ -342,3 +342,34 @@ def test_a_rename_plan_meets_the_uniqueness_gate_too(
     path.write_text(render(Plan((*plan.changes, extra))), encoding="utf-8")
     code, _, err = lab.cli(capsys, "apply", str(path), "--apply", "--lab")
     refused_and_untouched(lab, code, err, before, original, "Karen Berg", "misdeliver")
+
+
+# --- issue 15, item 5: a read-only domain controller is never written ---------------------
+
+def test_a_read_only_dc_is_never_written_on_any_path(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The directory says it is a read-only DC (on AD: its nTDSDSA is an nTDSDSARO;
+    tests/test_samba_rodc.py shows a real one): the command, `exdir apply` and a library
+    caller are refused before anything is written, and the plan may still be shown."""
+    from exdir import apply
+    from exdir.backends.ldap import LdapDirectory
+    from exdir.backends.memory import LdifDirectory
+    lab = lab_of(kind, "fabrikam.ldif", request, tmp_path, monkeypatch)
+    before, original = lab.state(), lab.file_bytes()
+    plan, _ = dry_run(lab, capsys, "x500", "add", "jsmith", "X500:/o=Old/cn=jsmith")
+    for cls in (LdifDirectory, LdapDirectory):
+        monkeypatch.setattr(cls, "read_only", property(lambda self: True))
+    code, out, err = lab.cli(capsys, "x500", "add", "jsmith", "X500:/o=Old/cn=jsmith")
+    assert code == 0 and "X500:/o=Old/cn=jsmith" in out, err  # the dry run is still shown
+    assert "read-only domain controller" in err
+    code, _, err = lab.cli(capsys, "x500", "add", "jsmith", "X500:/o=Old/cn=jsmith", "--apply")
+    refused_and_untouched(lab, code, err, before, original, "read-only domain controller")
+    code, _, err = lab.cli(capsys, "apply", str(plan), "--apply")
+    refused_and_untouched(lab, code, err, before, original, "read-only domain controller")
+    with lab.open() as directory:
+        result = apply.run(directory, parse(plan.read_text(encoding="utf-8")), apply=True,
+                           undo_file=str(tmp_path / "library-undo.ldif"))
+        assert [g.code for g in result.blocked] == ["read-only"]
+    assert not (tmp_path / "library-undo.ldif").exists()
+    same_state(before, lab.state())

@@ -168,6 +168,12 @@ class Directory:
     naming: NamingContexts
 
     @property
+    def read_only(self) -> bool:
+        """True where this is a read-only domain controller: it may be read (and
+        checked by `replication check`), never written (the apply's read-only gate)."""
+        return False
+
+    @property
     def follows_dn_references(self) -> bool:
         """True where a rename makes DN-valued attributes follow (AD and the LDIF lab)."""
         return self.is_active_directory or self.backend == "ldif"

@@ -170,6 +170,23 @@ class LdapDirectory(Directory):
         self.naming = NamingContexts(domain=dnu.normalize(default) if default else "",
                                      configuration=dnu.normalize(config) if config else "",
                                      schema=schema_nc, all=tuple(contexts))
+        self._service = _first(other.get("dsservicename"))  # AD: this DC's nTDSDSA
+        self._read_only: bool | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """On Active Directory, whether the DC connected to is read-only: its own
+        nTDSDSA (the rootDSE's dsServiceName) is an nTDSDSARO or says msDS-isRODC.
+        Read once, on first use."""
+        if self._read_only is None:
+            self._read_only = False
+            if self.is_active_directory and self._service:
+                entry = self.read(self._service, ("objectClass", "msDS-isRODC"))
+                if entry is not None:
+                    classes = {c.lower() for c in entry.texts("objectClass")}
+                    self._read_only = ("ntdsdsaro" in classes
+                                       or (entry.text("msDS-isRODC") or "").upper() == "TRUE")
+        return self._read_only
 
     def describe(self) -> str:
         kind = "Active Directory" if self.is_active_directory else "LDAP server"
@@ -451,7 +468,7 @@ class LdapDirectory(Directory):
 
 
 _ROOT_DSE_ATTRIBUTES = ("namingContexts", "supportedCapabilities", "defaultNamingContext",
-                        "configurationNamingContext", "schemaNamingContext")
+                        "configurationNamingContext", "schemaNamingContext", "dsServiceName")
 
 
 def _root_dse(connection: Connection) -> dict[str, list[str]]:
