@@ -32,6 +32,7 @@ class Options:
     ca_file: str | None = None
     insecure: bool = False
     auth: str = "simple"
+    sasl_host: str | None = None  # --auth kerberos: the host of ldap/HOST
     json: bool = False
     quiet: bool = False
     debug: bool = False
@@ -67,7 +68,8 @@ class Options:
         if self.url:
             password = read_password(self.password_file, variable=self.password_variable)
             return open_url(self.url, self.bind_dn, password, starttls=self.starttls,
-                            ca_file=self.ca_file, insecure=self.insecure, auth=self.auth)
+                            ca_file=self.ca_file, insecure=self.insecure, auth=self.auth,
+                            sasl_host=self.sasl_host)
         raise InputError("no directory: give --ldif PATH or --url URL "
                          "(or set EXDIR_LDIF / EXDIR_URL)")
 
@@ -80,7 +82,7 @@ class Options:
         password = read_password(self.password_file)
         return open_url(url, self.bind_dn, password, starttls=self.starttls,
                         ca_file=self.ca_file, insecure=self.insecure, auth=self.auth,
-                        timeout=5)
+                        timeout=5)  # each DC by its own name: no --sasl-host
 
     def _open_indexed(self, path: str, write: bool) -> Directory:
         """The LDIF file through its index (exdir.backends.index), built if need be

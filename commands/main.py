@@ -57,9 +57,14 @@ def root(
                                           help="CA certificates to verify the server with."),
     insecure: bool = typer.Option(False, "--insecure",
                                   help="Do not verify the server's certificate."),
-    auth: str = typer.Option("simple", "--auth", metavar="simple|ntlm",
+    auth: str = typer.Option("simple", "--auth", metavar="simple|ntlm|kerberos",
                              help="Bind with a DN and password (simple; use ldaps or "
-                                  "--starttls), or NTLM as DOMAIN\\user."),
+                                  "--starttls), NTLM as DOMAIN\\user, or Kerberos with "
+                                  "your ticket (kinit first; no password)."),
+    sasl_host: Optional[str] = typer.Option(
+        None, "--sasl-host", metavar="HOST",
+        help="With --auth kerberos: the DC's host name for its service principal "
+             "(ldap/HOST), where --url names it by address."),
     json_out: bool = typer.Option(False, "--json", help="Read commands print JSON."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or notes on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show the traceback behind an error."),
@@ -87,7 +92,7 @@ def root(
                                  param_hint="'--store'")
     opts = Options(ldif=ldif, url=url, bind_dn=bind_dn, password_file=password_file,
                    starttls=starttls, ca_file=ca_file, insecure=insecure, auth=auth,
-                   json=json_out, quiet=quiet, debug=debug, wait_lock=wait_lock,
+                   sasl_host=sasl_host, json=json_out, quiet=quiet, debug=debug, wait_lock=wait_lock,
                    store=store, index_dir=index_dir)
     if isinstance(ctx.obj, Seen):  # main() passes one: its error boundary reads --debug
         ctx.obj.options = opts

@@ -159,3 +159,31 @@ def test_samba_second_dc_behind_until_replicated(samba_lab, samba_factory,  # ty
             assert versions[first.url] == versions[second.url], versions
         finally:
             second.cleanup()
+
+
+@pytest.mark.slapd
+def test_exdir_url_names_the_dc_written_and_an_undo_elsewhere_warns(
+        slapd_factory: MakeSlapd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The DC comes from EXDIR_URL (credentials from EXDIR_BIND_DN and EXDIR_PASSWORD):
+    the undo file's header and the report name it, without the password; the undo
+    pointed at another server warns, pointed at the same one does not."""
+    sample = (Path(__file__).resolve().parent.parent / "samples" / "fabrikam.ldif")
+    text = sample.read_text(encoding="utf-8")
+    first, second = slapd_factory(text), slapd_factory(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXDIR_URL", first.url)
+    monkeypatch.setenv("EXDIR_BIND_DN", first.bind_dn)
+    monkeypatch.setenv("EXDIR_PASSWORD", first.password)
+    undo, report = tmp_path / "undo.ldif", tmp_path / "report.json"
+    code, _, err = cli(capsys, "x500", "add", "jsmith", "X500:/o=Old/cn=jsmith", "--apply",
+                       "--undo-file", str(undo), "--report", str(report))
+    assert code == 0, err
+    header = undo.read_text(encoding="utf-8")
+    assert f"# written to domain controller: {first.url}" in header
+    assert json.loads(report.read_text(encoding="utf-8"))["domain_controller"] == first.url
+    assert first.password not in header + report.read_text(encoding="utf-8")
+    code, _, err = cli(capsys, *_server_args(second), "apply", str(undo))
+    assert code == 0 and f"against {first.url}, not {second.url}" in err, err
+    code, _, err = cli(capsys, "apply", str(undo))
+    assert code == 0 and "warning:" not in err, err

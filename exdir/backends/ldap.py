@@ -493,10 +493,11 @@ def _first(value: object) -> str | None:
 
 def open_url(url: str, bind_dn: str | None = None, password: str | None = None, *,
              starttls: bool = False, ca_file: str | None = None, insecure: bool = False,
-             timeout: int = 10, auth: str = "simple") -> LdapDirectory:
+             timeout: int = 10, auth: str = "simple",
+             sasl_host: str | None = None) -> LdapDirectory:
     """Connect and bind (exdir.backends.binds.connect: ldaps and StartTLS verify the
     server's certificate and that it names the host in the URL unless insecure;
-    auth "simple" or "ntlm"), then read the rootDSE."""
+    auth "simple", "ntlm" or "kerberos"), then read the rootDSE."""
     return LdapDirectory(url, binds.connect(url, bind_dn, password, starttls=starttls,
                                             ca_file=ca_file, insecure=insecure,
-                                            timeout=timeout, auth=auth))
+                                            timeout=timeout, auth=auth, sasl_host=sasl_host))
