@@ -20,9 +20,14 @@ have_samba() {
     [[ -x /usr/sbin/samba ]] && command -v samba-tool >/dev/null
 }
 
+have_kerberos() {  # kinit for the Kerberos tests; the headers pip builds gssapi with
+    command -v kinit >/dev/null && [[ -e /usr/include/gssapi/gssapi.h ]]
+}
+
 packages=()
 have_openldap || packages+=(slapd ldap-utils)
 have_samba || packages+=(samba samba-ad-dc krb5-user winbind)
+have_kerberos || packages+=(krb5-user libkrb5-dev)
 if [[ -z ${EXDIR_SKIP_INSTALL:-} ]] && ! python3 -m pip --version >/dev/null 2>&1; then
     packages+=(python3-pip)
 fi
