@@ -80,6 +80,22 @@ def snapshot(directory: Directory) -> Snapshot:
                      for e in directory.search(directory.naming.domain, "(objectClass=*)", ("*",)))
 
 
+# What Active Directory itself rewrites on every write: not the data's.
+AD_BOOKKEEPING = frozenset({"whenchanged", "usnchanged", "replpropertymetadata",
+                            "dscorepropagationdata"})
+
+
+def data_of(state: Snapshot) -> Snapshot:
+    """A snapshot without what AD stamps on each write (whenChanged, uSNChanged…)."""
+    return {k: {a: v for a, v in attrs.items() if a not in AD_BOOKKEEPING}
+            for k, attrs in state.items()}
+
+
+def data_snapshot(directory: Directory) -> Snapshot:
+    """A lab's state() where AD writes: every entry, without AD's bookkeeping."""
+    return data_of(snapshot(directory))
+
+
 def slapd_state(server: "Slapd") -> Snapshot:
     """Every entry of a slapd as a client sees it (OpenLDAP's ldapsearch, not exdir)."""
     return _state_of(server.entries().items())

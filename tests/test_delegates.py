@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from exdir import dn as dnu
+from tests.plans import data_snapshot
 from tests.labs import ALL_BACKENDS, LDIF_SLAPD, SAMPLE, Lab, new_lab, same_state, undo_files
 
 TEXT = SAMPLE.read_text(encoding="utf-8")
@@ -61,7 +62,7 @@ def test_the_sample_cases_found_and_fixed_on_every_backend(
         kind: str, request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    lab_ = new_lab(kind, TEXT, request, tmp_path)
+    lab_ = new_lab(kind, TEXT, request, tmp_path, reader=data_snapshot)
     code, data = audit(capsys, lab_)
     assert code == 1 and found(data) == SAMPLE_FINDINGS, data
     for f in data["findings"]:
@@ -111,7 +112,7 @@ def test_remove_then_undo_restores_the_value_as_spelled(
         kind: str, request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    lab_ = new_lab(kind, TEXT, request, tmp_path)
+    lab_ = new_lab(kind, TEXT, request, tmp_path, reader=data_snapshot)
     before = lab_.state()
     undo = tmp_path / "undo.ldif"
     # the owner by mailNickname, the delegate in another case than the directory's

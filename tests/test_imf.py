@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.plans import data_snapshot
 from tests.labs import ALL_BACKENDS, SAMPLE, SAMPLES, Lab, new_lab, same_state, undo_files
 
 UCE = ("CN=UCE Content Filter,CN=Message Delivery,CN=Global Settings,CN=Fabrikam,"
@@ -38,7 +39,7 @@ def test_show_set_and_undo_on_every_backend(kind: str, request: pytest.FixtureRe
                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    lab_ = new_lab(kind, TEXT, request, tmp_path)
+    lab_ = new_lab(kind, TEXT, request, tmp_path, reader=data_snapshot)
     data = show(capsys, lab_)
     assert (data["exists"], data["enabled"], data["gateway_threshold"],
             data["store_threshold"]) == (True, True, 8, 6), data
@@ -82,7 +83,7 @@ def test_set_creates_the_filter_where_it_was_never_configured(
     """The schema's two classes (msExchMessageDeliveryConfig, msExchUce) as every backend
     takes them: the objects added under the organisation, read back, removed by the undo."""
     monkeypatch.chdir(tmp_path)
-    lab_ = new_lab(kind, without_imf(TEXT), request, tmp_path)
+    lab_ = new_lab(kind, without_imf(TEXT), request, tmp_path, reader=data_snapshot)
     data = show(capsys, lab_)
     assert data["exists"] is False and data["store_threshold"] is None
     assert any("never configured" in w for w in data["warnings"])

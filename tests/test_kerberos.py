@@ -67,6 +67,24 @@ class HostsEntry:
             HOSTS.write_text(HOSTS.read_text().replace(self.line, ""))
 
 
+def register_ldap_spn(dc: SambaDC) -> None:
+    """The DC's `ldap/<host>` service principal names, as samba_spnupdate registers them
+    on a DC running Samba's dnsupdate service (the test DC runs only ldap, cldap, kdc,
+    drepl and rpc: without this the KDC knows no ldap/ principal at all)."""
+    from ldap3 import MODIFY_ADD
+
+    account = "CN=DC1,OU=Domain Controllers,DC=fabrikam,DC=com"
+    with dc.connection() as conn:
+        conn.search(account, "(objectClass=computer)", search_scope="BASE",
+                    attributes=["servicePrincipalName"])
+        have = {str(v).lower() for v in conn.entries[0].servicePrincipalName.values} \
+            if conn.entries else set()
+        wanted = [spn for spn in (f"ldap/{DC1_NAME}", "ldap/DC1") if spn.lower() not in have]
+        if wanted:
+            assert conn.modify(account, {"servicePrincipalName": [(MODIFY_ADD, wanted)]}), \
+                conn.result
+
+
 class Kerberos:
     """A krb5.conf and a credential cache of the test's own."""
 
@@ -106,6 +124,7 @@ def kerberos(samba_factory, tmp_path: Path) -> Iterator[Kerberos]:  # type: igno
             raise
         pytest.skip("the gssapi package is missing (pip install 'exdir[kerberos]')")
     dc = samba_factory(SAMPLE.read_text(encoding="utf-8"))
+    register_ldap_spn(dc)
     if not os.access(HOSTS, os.W_OK):
         pytest.skip("/etc/hosts is not writable: the DC's name cannot be made to resolve")
     with HostsEntry(dc.address, DC1_NAME):

@@ -40,7 +40,8 @@ from exdir.readers.recipients import TARGETED_LIMIT, read_mailboxes
 from exdir.plan import Modify, Plan
 from exdir.readers.topology import read_topology
 from tests.labs import ALL_BACKENDS, LDIF_SLAPD, Lab, clear_env, new_lab
-from tests.plans import Faulty, Snapshot, differences, simulate, snapshot
+from tests.plans import (Faulty, data_of, data_snapshot, differences, simulate,
+                         snapshot)
 
 # The engine's own tests run in a lab with the ADC stopped: the safety gates have
 # their tests in tests/test_gates.py.
@@ -54,23 +55,9 @@ MIXED = (SAMPLES / "fabrikam-mixed.ldif").read_text(encoding="utf-8")
 DOMAIN = "DC=fabrikam,DC=com"
 WIRELESS = ("msExchOmaAdminWirelessEnable", "msExchOmaAdminExtendedSettings")
 HOME = ("homeMDB", "homeMTA", "msExchHomeServerName")
-# What Active Directory itself rewrites on every write: not the data's.
-AD_BOOKKEEPING = frozenset({"whenchanged", "usnchanged", "replpropertymetadata",
-                            "dscorepropagationdata"})
 
 
 # --- labs ---------------------------------------------------------------------------------------
-
-def data_of(state: Snapshot) -> Snapshot:
-    """A snapshot without what AD stamps on each write (whenChanged, uSNChanged…)."""
-    return {k: {a: v for a, v in attrs.items() if a not in AD_BOOKKEEPING}
-            for k, attrs in state.items()}
-
-
-def data_snapshot(directory: Directory) -> Snapshot:
-    """What a lab's state() is here: every entry, without AD's bookkeeping."""
-    return data_of(snapshot(directory))
-
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

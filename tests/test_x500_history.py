@@ -23,6 +23,7 @@ from exdir import x500
 from exdir.backends.base import Directory, Entry
 from exdir.backends.memory import open_ldif
 from exdir.readers.recipients import read_migration_side
+from tests.plans import data_snapshot
 from tests.labs import (ALL_BACKENDS, SAMPLE, SAMPLES, Lab, cli, new_lab, same_state,
                         server_options, undo_files)
 
@@ -100,7 +101,7 @@ def test_sync_adds_exactly_what_is_missing_and_is_idempotent(
         kind: str, request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    lab_ = new_lab(kind, TEXT, request, tmp_path)
+    lab_ = new_lab(kind, TEXT, request, tmp_path, reader=data_snapshot)
     with lab_.open() as d:
         held = x500s(d)
     before = lab_.state()
