@@ -760,12 +760,13 @@ class LoopbackAddress:
 
 
 def join_dc(first: SambaDC, directory: Path, *, host: str = SECOND_HOST,
-            address: str = SECOND_ADDRESS) -> SambaDC:
-    """samba-tool domain join a second DC (stopped) through the running first one."""
+            address: str = SECOND_ADDRESS, read_only: bool = False) -> SambaDC:
+    """samba-tool domain join a second DC (stopped) through the running first one;
+    read_only: as a read-only DC (RODC)."""
     env = {**os.environ, "KRB5_CONFIG": str(first.directory / "private" / "krb5.conf")}
     # the domain named explicitly: samba-tool reads /etc/samba/smb.conf, whose
     # workgroup would otherwise qualify the user (and the bind fails, data 51f)
-    _run([_tool("samba-tool"), "domain", "join", REALM.lower(), "DC",
+    _run([_tool("samba-tool"), "domain", "join", REALM.lower(), "RODC" if read_only else "DC",
           "-U", f"{DOMAIN}\\Administrator", f"--password={first.password}",
           f"--server={first.address}", f"--targetdir={directory}",
           f"--option=workgroup={DOMAIN}", f"--option=realm={REALM}",
