@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from benchmarks.common import arguments, print_table  # noqa: E402
+from benchmarks.common import arguments, print_apply_table  # noqa: E402
 from exdir import lab  # noqa: E402
 from tests.servers.samba import SambaDC, SambaLab, require_samba  # noqa: E402
 
@@ -164,14 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         samba.close()
     print(f"exdir apply vs ldapmodify -f on Samba AD — Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, best of {max(args.runs, 1)} rounds, seconds")
-    print_table(["mailboxes", "records", "ldapmodify", "exdir", "exdir/ldapm", "CPU ldapm",
-                 "CPU exdir", "CPU ratio"],
-                [[str(r["mailboxes"]), str(r["records"]), f"{r['ldapmodify']:.2f}",
-                  f"{r['exdir']:.2f}",
-                  f"{float(r['ldapmodify']) / float(r['exdir']):.3f}",  # type: ignore[arg-type]
-                  f"{r['cpu_l']:.2f}", f"{r['cpu_e']:.2f}",
-                  f"{float(r['cpu_l']) / float(r['cpu_e']):.3f}"]  # type: ignore[arg-type]
-                 for r in rows], 11)
+    print_apply_table(rows)
     return 0
 
 

@@ -146,3 +146,14 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[str]], width: int
     print_row(header, width, indent)
     for cells in rows:
         print_row(cells, width, indent)
+
+
+def print_apply_table(rows: Iterable[dict[str, Any]]) -> None:
+    """The table apply_slapd.py and apply_samba.py print: best seconds of each client,
+    the throughput ratio exdir / ldapmodify in wall and in CPU time."""
+    print_table(["mailboxes", "records", "ldapmodify", "exdir", "exdir/ldapm", "CPU ldapm",
+                 "CPU exdir", "CPU ratio"],
+                [[str(r["mailboxes"]), str(r["records"]), f"{r['ldapmodify']:.2f}",
+                  f"{r['exdir']:.2f}", f"{r['ldapmodify'] / r['exdir']:.3f}",
+                  f"{r['cpu_l']:.2f}", f"{r['cpu_e']:.2f}", f"{r['cpu_l'] / r['cpu_e']:.3f}"]
+                 for r in rows], 11)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import typer
 
@@ -155,6 +155,20 @@ def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
             bar.close()
     verify_dcs(opts, directory, result, verify)
     finish(opts, result, report, moves)
+
+
+def plan_and_execute(opts: Options, make: Callable[[Directory], operations.Planned], *,
+                     do_apply: bool, undo_file: str | None, report: str | None,
+                     verify: float | None = None, safety: Safety = Safety()) -> None:
+    """What a write command does: the report path checked, the directory opened (the
+    LDIF file locked for --apply), one library call that plans, its notes, execute."""
+    check_report_path(report, undo_file)
+    with opts.open(write=do_apply) as directory:
+        planned = make(directory)
+        for note in planned.notes:
+            opts.warn(note)
+        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
+                report=report, safety=safety, verify=verify)
 
 
 def apply_cmd(

@@ -6,10 +6,9 @@ from typing import Optional
 import typer
 
 from exdir import operations
-from exdir.report import check_report_path
 
 from . import options as o
-from .apply import execute
+from .apply import plan_and_execute
 from .context import options
 from .findings import report
 
@@ -51,11 +50,6 @@ def remove_cmd(
     \b
     Example: exdir --ldif lab.ldif delegates remove jhay "CN=Toni Poe,OU=Staff,DC=fabrikam,DC=com" --apply
     """
-    opts = options(ctx)
-    check_report_path(report_file, undo_file)
-    with opts.open(write=do_apply) as directory:
-        planned = operations.delegates_remove(directory, owner, delegate)
-        for note in planned.notes:
-            opts.warn(note)
-        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report_file, verify=o.verify(verify, wait))
+    plan_and_execute(options(ctx), lambda d: operations.delegates_remove(d, owner, delegate),
+                     do_apply=do_apply, undo_file=undo_file, report=report_file,
+                     verify=o.verify(verify, wait))

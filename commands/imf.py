@@ -6,11 +6,10 @@ from typing import Optional
 import typer
 
 from exdir import operations
-from exdir.report import check_report_path
 from exdir.text import printable
 
 from . import options as o
-from .apply import execute
+from .apply import plan_and_execute
 from .context import options, print_json
 
 app = typer.Typer(help="The Intelligent Message Filter's thresholds (UCE Content Filter).",
@@ -70,11 +69,7 @@ def set_cmd(
     \b
     Example: exdir --ldif lab.ldif imf set --store-threshold 6 --enable --apply
     """
-    opts = options(ctx)
-    check_report_path(report, undo_file)
-    with opts.open(write=do_apply) as directory:
-        planned = operations.imf_set(directory, gateway=gateway, store=store, enabled=enabled)
-        for note in planned.notes:
-            opts.warn(note)
-        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report, verify=o.verify(verify, wait))
+    plan_and_execute(options(ctx), lambda d: operations.imf_set(d, gateway=gateway, store=store,
+                                                                enabled=enabled),
+                     do_apply=do_apply, undo_file=undo_file, report=report,
+                     verify=o.verify(verify, wait))

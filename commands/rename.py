@@ -8,10 +8,9 @@ import typer
 from exdir import operations
 from exdir.backends.base import Directory
 from exdir.gates import Safety
-from exdir.report import check_report_path
 
 from . import options as o
-from .apply import execute
+from .apply import plan_and_execute
 from .context import Options, options
 
 app = typer.Typer(help="Rename the organisation or an administrative group (lab only).",
@@ -20,15 +19,10 @@ app = typer.Typer(help="Rename the organisation or an administrative group (lab 
 
 def _rename(opts: Options, make_plan: Callable[[Directory], operations.Planned], *,
             do_apply: bool, lab: bool, undo_file: Optional[str], report: Optional[str]) -> None:
-    check_report_path(report, undo_file)
-    with opts.open(write=do_apply) as directory:
-        planned = make_plan(directory)
-        for note in planned.notes:
-            opts.warn(note)
-        # the single-DC, --lab and systemFlags gates are met by the apply engine
-        # (exdir.gates), for this plan as for the same plan given to `exdir apply`
-        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report, safety=Safety(lab=lab))
+    # the single-DC, --lab and systemFlags gates are met by the apply engine
+    # (exdir.gates), for this plan as for the same plan given to `exdir apply`
+    plan_and_execute(opts, make_plan, do_apply=do_apply, undo_file=undo_file, report=report,
+                     safety=Safety(lab=lab))
 
 
 @app.command("org")

@@ -14,7 +14,7 @@ from exdir.report import check_report_path
 from exdir.text import printable
 
 from . import options as o
-from .apply import blocked_note, execute
+from .apply import blocked_note, execute, plan_and_execute
 from .context import Options, options, print_json
 
 app = typer.Typer(help="IMCEAEX addresses and X500 proxy addresses.", no_args_is_help=True)
@@ -92,14 +92,9 @@ def add_cmd(
     \b
     Example: exdir --ldif lab.ldif x500 add jsmith "IMCEAEX-_O=FABRIKAM_CN=JSMITH@fabrikam.com" --apply
     """
-    opts = options(ctx)
-    check_report_path(report, undo_file)
-    with opts.open(write=do_apply) as directory:
-        planned = operations.x500_add(directory, obj, value)
-        for note in planned.notes:
-            opts.warn(note)
-        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report, verify=o.verify(verify, wait))
+    plan_and_execute(options(ctx), lambda d: operations.x500_add(d, obj, value),
+                     do_apply=do_apply, undo_file=undo_file, report=report,
+                     verify=o.verify(verify, wait))
 
 
 @app.command("remove")
@@ -117,14 +112,9 @@ def remove_cmd(
     \b
     Example: exdir --ldif lab.ldif x500 remove kberg "X500:/o=Fabrikam/ou=Europe/cn=Recipients/cn=kberg" --apply
     """
-    opts = options(ctx)
-    check_report_path(report, undo_file)
-    with opts.open(write=do_apply) as directory:
-        planned = operations.x500_remove(directory, obj, value)
-        for note in planned.notes:
-            opts.warn(note)
-        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
-                report=report, verify=o.verify(verify, wait))
+    plan_and_execute(options(ctx), lambda d: operations.x500_remove(d, obj, value),
+                     do_apply=do_apply, undo_file=undo_file, report=report,
+                     verify=o.verify(verify, wait))
 
 
 # --- X500 history across forests ------------------------------------------------------

@@ -11,12 +11,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 import pytest
 
 from commands.main import main
-from exdir.backends.base import Directory
+from exdir.backends.base import Directory, Entry
 from exdir.backends.memory import open_ldif
 from exdir.backends.ldap import open_url
 from tests.plans import Snapshot, differences, snapshot
@@ -44,6 +44,30 @@ class Server(Protocol):
 
     @property
     def password_file(self) -> Path: ...
+
+
+class CountingDirectory(Directory):
+    """Passes reads through and counts the searches (a base read is one too): the
+    tests that prove a command reads in bulk, never once per object."""
+
+    def __init__(self, inner: Directory) -> None:
+        self.inner = inner
+        self.backend = inner.backend
+        self.is_active_directory = inner.is_active_directory
+        self.naming = inner.naming
+        self.searches = 0
+
+    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
+               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
+        self.searches += 1
+        return self.inner.search(base, filter, attributes, scope)
+
+    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
+        self.searches += 1
+        return self.inner.read(dn, attributes)
+
+    def describe(self) -> str:
+        return self.inner.describe()
 
 
 def server_options(server: Server) -> list[str]:

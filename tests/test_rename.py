@@ -15,7 +15,7 @@ from functools import partial
 import io
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import ldif
 import pytest
@@ -40,7 +40,7 @@ from exdir.readers.recipients import read_affected
 from exdir.rename import RenameScope, admin_group_scope, org_scope, plan_rename
 from exdir.topology import E2007_ADMIN_GROUP as FYDIBOHF23SPDLT
 from exdir.readers.topology import read_topology
-from tests.labs import ALL_BACKENDS, Lab, cli, same_state, sample_lab, undo_files
+from tests.labs import CountingDirectory, ALL_BACKENDS, Lab, cli, same_state, sample_lab, undo_files
 from tests.plans import OPERATIONAL, Snapshot, snapshot
 from tests.test_fidelity import AD_OWNED, data_state
 
@@ -564,29 +564,6 @@ def test_sample_there_and_back(ldif_lab: Lab) -> None:
 
 
 # --- bulk reads ---------------------------------------------------------------------------------------
-
-class CountingDirectory(Directory):
-    """Passes reads through and counts the searches."""
-
-    def __init__(self, inner: Directory) -> None:
-        self.inner = inner
-        self.backend = inner.backend
-        self.is_active_directory = inner.is_active_directory
-        self.naming = inner.naming
-        self.searches = 0
-
-    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
-               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
-        self.searches += 1
-        return self.inner.search(base, filter, attributes, scope)
-
-    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
-        self.searches += 1
-        return self.inner.read(dn, attributes)
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
 
 @pytest.mark.parametrize("org", [True, False], ids=["org", "admin-group"])
 def test_planning_makes_the_same_few_searches_at_any_size(tmp_path: Path, org: bool) -> None:

@@ -20,11 +20,11 @@ import pytest
 
 from exdir import dn as dnu
 from exdir import x500
-from exdir.backends.base import Directory, Entry
+from exdir.backends.base import Directory
 from exdir.backends.memory import open_ldif
 from exdir.readers.recipients import read_migration_side
 from tests.plans import data_snapshot
-from tests.labs import (ALL_BACKENDS, SAMPLE, SAMPLES, Lab, cli, new_lab, same_state,
+from tests.labs import (ALL_BACKENDS, CountingDirectory, SAMPLE, SAMPLES, Lab, cli, new_lab, same_state,
                         server_options, undo_files)
 
 SOURCE = SAMPLES / "litware.ldif"
@@ -261,30 +261,10 @@ def test_bad_input_is_one_line(args: Sequence[str], tmp_path: Path,
     assert "Traceback" not in err and undo_files(tmp_path) == []
 
 
-class Counting(Directory):
-    """Counts the searches made through it (a read is one search too)."""
-
-    def __init__(self, inner: Directory) -> None:
-        self.inner = inner
-        self.backend = inner.backend
-        self.is_active_directory = inner.is_active_directory
-        self.naming = inner.naming
-        self.searches = 0
-
-    def search(self, base: str | None = None, filter: str = "(objectClass=*)",
-               attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
-        self.searches += 1
-        return self.inner.search(base, filter, attributes, scope)
-
-    def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
-        self.searches += 1
-        return self.inner.read(dn, attributes)
-
-
 def test_each_side_is_read_once_whatever_its_size() -> None:
     from exdir import operations
     with open_ldif(str(SAMPLE)) as t, open_ldif(str(SOURCE)) as s:
-        target, source = Counting(t), Counting(s)
+        target, source = CountingDirectory(t), CountingDirectory(s)
         matching = operations.x500_history_match(target, source)
     assert len(matching.matches) == 32
     assert (target.searches, source.searches) == (1, 1)
