@@ -146,8 +146,7 @@ class Dn:
         set_(self, "extended", extended)
         set_(self, "avas", avas)
         if rdn_keys is None:
-            rdn_keys = tuple("+".join(sorted(_ava_key(a) for a in rdn)) if len(rdn) > 1
-                             else _ava_key(rdn[0]) for rdn in avas)
+            rdn_keys = tuple(_rdn_key(rdn) for rdn in avas)
         set_(self, "rdn_keys", rdn_keys)
         set_(self, "key", ",".join(rdn_keys))
         set_(self, "_spelled", None)
@@ -245,6 +244,29 @@ class Dn:
         return out
 
 
+@lru_cache(maxsize=1 << 12)
+def _rdn_key(rdn: tuple[Ava, ...]) -> str:
+    """One RDN's key; cached for the parents many names share (the leaves pass through)."""
+    return "+".join(sorted(_ava_key(a) for a in rdn)) if len(rdn) > 1 else _ava_key(rdn[0])
+
+
+# The RDNs above the leaf, one object each however many names they stand in: at
+# 100,000 mailboxes under a few OUs the cached names held each parent's tuples and
+# strings 100,000 times (half of a dry run's memory).  Bounded: hostile input with
+# endless distinct parents only stops the sharing.
+_SHARED_RDNS: dict[tuple[Ava, ...], tuple[Ava, ...]] = {}
+_SHARED_LIMIT = 1 << 16
+
+
+def _shared(rdn: tuple[Ava, ...]) -> tuple[Ava, ...]:
+    found = _SHARED_RDNS.get(rdn)
+    if found is not None:
+        return found
+    if len(_SHARED_RDNS) < _SHARED_LIMIT:
+        _SHARED_RDNS[rdn] = rdn
+    return rdn
+
+
 # One RDN's text, as written and canonically escaped, found once: a rename or a move
 # rebases tens of thousands of names onto the same few parents, and escaping each RDN
 # again (ldap3's escape_rdn) was most of the in-memory apply's time.
@@ -290,7 +312,7 @@ def _parse(dn: str) -> Dn:
             current = []
     if current:  # a trailing '+' names no AVA
         raise MalformedDn(f"malformed DN {dn!r}: nothing after '+'")
-    return Dn(text, tuple(rdns), extended)
+    return Dn(text, tuple(rdns[:1] + [_shared(r) for r in rdns[1:]]), extended)
 
 
 def _components(dn: str, text: str) -> list[tuple[str, str, str]]:

@@ -28,7 +28,7 @@ filters), never one search per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -103,11 +103,13 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
             gates += _rename_gates(directory, topology, plan, renamed, safety, held)
         if homes:
             gates += _adc_gate(directory, topology, plan, safety)
+    _DELETED.clear()  # the stale gate's: not held through the uniqueness gate
     chosen = None if pending is None else set(pending)
-    writes = plan if chosen is None else Plan(tuple(
-        c for n, c in enumerate(plan.changes, start=1) if n in chosen))
-    gates += _unique_gate(directory, writes)
-    _DELETED.clear()
+    if chosen is None:
+        gates += _unique_gate(directory, plan, named)
+    else:
+        gates += _unique_gate(directory, Plan(tuple(
+            c for n, c in enumerate(plan.changes, start=1) if n in chosen)))
     return gates
 
 
@@ -396,22 +398,26 @@ def _form(attribute: str, value: Value) -> tuple[str, str] | None:
     return None
 
 
-def _holders(directory: Directory, values: list[str]) -> list[Entry]:
-    """Objects holding any of the values as legacyExchangeDN or X500 proxy: chunked OR
-    filters, or for many values one read of every holder."""
+def _holders(directory: Directory, wanted: Mapping[str, tuple[str, str, str]]
+             ) -> Iterator[Entry]:
+    """Objects holding any of the values (wanted: by _legacy of each, the plan's first
+    (origin, step DN, value) giving it) as
+    legacyExchangeDN or X500 proxy: chunked OR filters, or for many values one read of
+    every holder, each kept only while it is looked at (at 100,000 values a list of
+    the holders was 120 MB of the dry run)."""
     attributes = ("legacyExchangeDN", "proxyAddresses")
-    if len(values) > _INDEX_FROM:
-        wanted = {_legacy(v) for v in values}
-        return [e for e in directory.search_partitions(
-                    "(|(legacyExchangeDN=*)(proxyAddresses=X500:*))", attributes)
-                if any(_legacy(v) in wanted for _, v in _legacy_forms(e))]
-    out: list[Entry] = []
+    if len(wanted) > _INDEX_FROM:
+        for e in directory.search_partitions(
+                "(|(legacyExchangeDN=*)(proxyAddresses=X500:*))", attributes):
+            if any(_legacy(v) in wanted for _, v in _legacy_forms(e)):
+                yield e
+        return
+    values = sorted((item[2] for item in wanted.values()), key=str.lower)  # as spelled
     for i in range(0, len(values), _CHUNK):
         terms = "".join(f"(legacyExchangeDN={escape_filter_chars(v)})"
                         f"(proxyAddresses=X500:{escape_filter_chars(v)})"
                         for v in values[i:i + _CHUNK])
-        out += directory.search_partitions(f"(|{terms})", attributes)
-    return out
+        yield from directory.search_partitions(f"(|{terms})", attributes)
 
 
 def _legacy_forms(entry: Entry) -> list[tuple[str, str]]:
@@ -420,48 +426,67 @@ def _legacy_forms(entry: Entry) -> list[tuple[str, str]]:
                      if f]
 
 
-def _unique_gate(directory: Directory, plan: Plan) -> list[Gate]:
+def _unique_gate(directory: Directory, plan: Plan,
+                 named: list[tuple[str, str, str]] | None = None) -> list[Gate]:
     """No value the plan gives may be held, in either form, by another object.
 
     Holders are read before the plan runs, so they are named by their DNs before it:
     the plan's entry is the holder when its DN before the plan is the holder's, or,
     for a rename already done by an earlier run, when the step's DN is, unless that
     name is another entry's before the plan (a plan that renames one object away and
-    another onto its name is not given the first one's values)."""
-    named = _named_values(plan)
+    another onto its name is not given the first one's values).
+
+    named: _named_values(plan) where the caller has it.  Held per value: the one name
+    of the entry getting it (a set only for the rare value two names get), and the
+    first (origin, step DN, value) with the values that several objects get; at
+    100,000 values a set and a list per value were 60 MB of a dry run."""
+    if named is None:
+        named = _named_values(plan)
     if not named:
         return []
-    freed = _freed(plan)
     origin_keys = {dnu.key(o) for o in plan.origins()}
-    owners: dict[str, set[str]] = {}  # lower value -> names of the plan's entry getting it
-    for origin, step_dn, value in named:
-        names = {dnu.key(origin)}
+    owners: dict[str, str | set[str]] = {}  # lower value -> name(s) of the plan's entry
+    first: dict[str, tuple[str, str, str]] = {}  # lower value -> its first giving
+    given: dict[str, list[tuple[str, str, str]]] = {}  # values several objects get
+    for item in named:
+        origin, step_dn, value = item
+        lower = _legacy(value)
+        origin_key = dnu.key(origin)
+        names = {origin_key}
         if dnu.key(step_dn) not in origin_keys:
             names.add(dnu.key(step_dn))
-        owners.setdefault(_legacy(value), set()).update(names)
+        held = owners.get(lower)
+        if held is None and len(names) == 1:
+            owners[lower] = origin_key
+        else:
+            merged = {held} if isinstance(held, str) else set(held or ())
+            owners[lower] = merged | names
+        if lower not in first:
+            first[lower] = item
+        elif dnu.key(first[lower][0]) != origin_key or lower in given:
+            given.setdefault(lower, [first[lower]]).append(item)
+    del origin_keys
+    freed = _freed(plan)
     gates: list[Gate] = []
-    for holder in _holders(directory, sorted({v for _, _, v in named}, key=str.lower)):
+    for holder in _holders(directory, first):
         key = dnu.key(holder.dn)
-        for form, held in _legacy_forms(holder):
-            owner = owners.get(_legacy(held))
-            if owner is None or key in owner or (key, form, _legacy(held)) in freed:
+        for form, held_value in _legacy_forms(holder):
+            lower = _legacy(held_value)
+            owner = owners.get(lower)
+            if owner is None or (key == owner if isinstance(owner, str) else key in owner) \
+                    or (key, form, lower) in freed:
                 continue
-            gate = Gate("unique", f"{held!r} is already held by {holder.dn}: two objects with "
-                                  "one legacyExchangeDN or X500 proxy misdeliver mail")
+            gate = Gate("unique", f"{held_value!r} is already held by {holder.dn}: two objects "
+                                  "with one legacyExchangeDN or X500 proxy misdeliver mail")
             if gate not in gates:
                 gates.append(gate)
-    for value, group in _group(named).items():
+    for lower in first:  # in the order the plan first gives each value
+        group = given.get(lower)
+        if group is None:
+            continue
         keys = {dnu.key(o) for o, _, _ in group}
         if len(keys) > 1:
             gates.append(Gate("unique", f"the plan gives {group[0][2]!r} to "
                                         f"{len(keys)} objects: " + "; ".join(
                                             sorted({d for _, d, _ in group})[:3])))
     return gates
-
-
-def _group(named: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str, str]]]:
-    out: dict[str, list[tuple[str, str, str]]] = {}
-    for item in named:
-        out.setdefault(_legacy(item[2]), []).append(item)
-    return out
-

@@ -203,3 +203,17 @@ def test_the_directory_and_apply_find_an_entry_by_any_spelling(
                                                             ("property test",)),)),)))
     assert [s.status for s in checked.steps] == ["pending"], checked.refusals
     assert dnu.key(dn) in checked.expected  # apply's state key is the one key
+
+
+def test_names_under_one_parent_share_its_rdns_and_keep_their_own() -> None:
+    """The parsed names of 100,000 mailboxes under one OU hold that OU's RDNs once
+    (the memory of a dry run at scale), and sharing never changes a name or its key."""
+    a = dnu.parse("CN=Ann,OU=Staff,DC=fabrikam,DC=com")
+    b = dnu.parse("cn=Bob,ou=Staff,dc=fabrikam,dc=com")
+    c = dnu.parse("CN=Cy,OU=Staff,DC=fabrikam,DC=com")
+    assert a.avas[1] is c.avas[1] and a.avas[2] is c.avas[2]  # the same spelling: shared
+    assert a.avas[1] is not b.avas[1]  # another spelling keeps its own
+    assert (a.key, b.key, c.key) == ("cn=ann,ou=staff,dc=fabrikam,dc=com",
+                                     "cn=bob,ou=staff,dc=fabrikam,dc=com",
+                                     "cn=cy,ou=staff,dc=fabrikam,dc=com")
+    assert b.spelled == "cn=Bob,ou=Staff,dc=fabrikam,dc=com"
