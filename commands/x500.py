@@ -1,6 +1,7 @@
 """`exdir x500 …`: IMCEAEX addresses, X500 proxies, and who holds a legacyExchangeDN."""
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -139,11 +140,21 @@ ONLY = typer.Option(None, "--only", metavar="FILE",
                          "address or legacyExchangeDN per line.")
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False  # one of them does not exist: opening it says so
+
+
 def _source(opts: Options, path: str | None, url: str | None, bind_dn: str | None,
             password_file: str | None, starttls: bool, ca_file: str | None) -> Options:
     """The source directory's options: an LDIF export or a server with its own bind."""
     if bool(path) == bool(url):
         raise InputError("name the source directory: --from PATH or --from-url URL (one)")
+    if path and opts.ldif and _same_file(path, opts.ldif):
+        raise InputError(f"--from {path} is the target's own file: the source is the "
+                         "organisation the recipients came from")
     return Options(ldif=path, url=url, bind_dn=bind_dn, password_file=password_file,
                    starttls=starttls, ca_file=ca_file, insecure=opts.insecure, quiet=opts.quiet,
                    wait_lock=opts.wait_lock, store=opts.store, index_dir=opts.index_dir,

@@ -249,16 +249,19 @@ def test_a_value_another_target_holds_is_refused_and_nothing_written(
 
 @pytest.mark.parametrize("args", [
     [], ["--from", "x.ldif", "--from-url", "ldap://127.0.0.1:1"], ["--match", "guid"],
-    ["--from", "missing.ldif"], ["--only", "missing.txt"]])
+    ["--from", "missing.ldif"], ["--only", "missing.txt"], ["--from", "target.ldif"]])
 def test_bad_input_is_one_line(args: Sequence[str], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
+    target = tmp_path / "target.ldif"  # the last case names it as its own source
+    target.write_text(TEXT, encoding="utf-8")
     if "--match" in args or "--only" in args:
         args = ["--from", str(SOURCE), *args]
-    code, out, err = cli(capsys, "--ldif", str(SAMPLE), "x500", "sync", *args, "--apply")
+    code, out, err = cli(capsys, "--ldif", str(target), "x500", "sync", *args, "--apply")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (code, out, err)
     assert "Traceback" not in err and undo_files(tmp_path) == []
+    assert target.read_text(encoding="utf-8") == TEXT
 
 
 def test_each_side_is_read_once_whatever_its_size() -> None:
