@@ -174,6 +174,16 @@ def _unmatched_json(matching: x500_history.Matching) -> list[dict[str, object]]:
             for u in matching.unmatched]
 
 
+def _skipped_json(matching: x500_history.Matching) -> list[dict[str, str]]:
+    return [{"target": dn, "value": value, "reason": why}
+            for dn, value, why in matching.skipped]
+
+
+def _say_skipped(opts: Options, matching: x500_history.Matching) -> None:
+    for dn, value, why in matching.skipped:  # hostile values: opts.warn escapes them
+        opts.warn(f"warning: {dn}: source value {value!r} skipped: {why}")
+
+
 def _say_unmatched(opts: Options, matching: x500_history.Matching) -> None:
     for u in matching.unmatched:
         shown = f" ({'; '.join(u.candidates[:3])})" if u.candidates else ""
@@ -206,7 +216,8 @@ def check_cmd(
                     "missing": [{"dn": m.target.dn, "source": m.source.dn, "matched_by": m.by,
                                  "missing": [f"X500:{v}" for v in m.missing]}
                                 for m in matching.missing],
-                    "unmatched": _unmatched_json(matching)})
+                    "unmatched": _unmatched_json(matching),
+                    "skipped": _skipped_json(matching)})
     else:
         print(f"matched: {len(matching.matches)}")
         print(f"lacking X500 history: {len(matching.missing)}")
@@ -218,6 +229,7 @@ def check_cmd(
         for u in matching.unmatched:
             print(printable(f"- {u.target}: {u.reason}"
                             + (f" ({'; '.join(u.candidates)})" if u.candidates else "")))
+    _say_skipped(opts, matching)
     if matching.missing or matching.unmatched:
         raise typer.Exit(1)
 
@@ -255,10 +267,13 @@ def sync_cmd(
                                      "matched_by": m.by,
                                      "add": [f"X500:{v}" for v in m.missing]}
                                     for m in matching.missing],
-                        "unmatched": _unmatched_json(matching)})
+                        "unmatched": _unmatched_json(matching),
+                        "skipped": _skipped_json(matching)})
+            _say_skipped(opts, matching)
             blocked_note(evaluate(directory, plan))
         else:
             _say_unmatched(opts, matching)
+            _say_skipped(opts, matching)
             if not plan:
                 opts.warn("every matched recipient holds its X500 history already")
             execute(opts, directory, plan, do_apply=do_apply, undo_file=undo_file,

@@ -27,6 +27,7 @@ from . import dn as dnu
 from .entries import EntryLike
 from .errors import InputError
 from .legacydn import key as legacy_key
+from .legacydn import problems
 from .plan import Mod, Modify, Plan
 
 KEYS = ("nickname", "smtp", "upn")
@@ -87,6 +88,7 @@ class Match:
     source: EntryLike
     by: str  # guid | nickname | smtp | upn
     missing: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (source value, why): not a legacyExchangeDN
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ class Matching:
     @property
     def missing(self) -> list[Match]:
         return [m for m in self.matches if m.missing]
+
+    @property
+    def skipped(self) -> list[tuple[str, str, str]]:
+        """(target DN, source value, why) of every source value not taken."""
+        return [(m.target.dn, v, why) for m in self.matches for v, why in m.skipped]
 
     @property
     def plan(self) -> Plan:
@@ -154,18 +161,26 @@ class _Index:
         return "", []
 
 
-def missing_values(target: EntryLike, source: EntryLike) -> tuple[str, ...]:
-    """The source's legacyExchangeDN and X500 values the target lacks, each once."""
+def missing_values(target: EntryLike, source: EntryLike
+                   ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The source's legacyExchangeDN and X500 values the target lacks, each once; and the
+    source values that are no legacyExchangeDN (an export from another forest is input
+    like any other: a control character or a stray `X500:junk` is never written)."""
     have = {legacy_key(v) for v in x500_values(target)}
     have |= {legacy_key(v) for v in target.texts("legacyExchangeDN")}
     out: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for value in [*source.texts("legacyExchangeDN"), *x500_values(source)]:
         k = legacy_key(value)
         if not value.strip() or k in have:
             continue
+        bad = problems(value)
+        if bad:
+            skipped.append((value, bad[0]))
+            continue
         have.add(k)
         out.append(value)
-    return tuple(out)
+    return tuple(out), tuple(skipped)
 
 
 def match(targets: Sequence[EntryLike], sources: Sequence[EntryLike],
@@ -187,8 +202,8 @@ def match(targets: Sequence[EntryLike], sources: Sequence[EntryLike],
                 target.dn, f"{len(candidates)} source recipients match by {how}",
                 tuple(sorted(c.dn for c in candidates))))
         else:
-            result.matches.append(Match(target, candidates[0], how,
-                                        missing_values(target, candidates[0])))
+            missing, skipped = missing_values(target, candidates[0])
+            result.matches.append(Match(target, candidates[0], how, missing, skipped))
     return result
 
 

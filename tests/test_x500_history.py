@@ -195,6 +195,26 @@ def test_an_ambiguous_match_is_listed_not_guessed(
     assert code == 1 and "ambiguous: CN=Toni Poe" in err
 
 
+def test_a_source_value_that_is_no_legacyexchangedn_is_never_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hostile or broken export: an X500 with a terminal escape and one that is no
+    legacyExchangeDN at all are skipped with a warning (escaped), the rest planned."""
+    anchor = "proxyAddresses: X500:/o=Litware/ou=Old Site/cn=Recipients/cn=jsmith\n"
+    assert anchor in SOURCE_TEXT
+    source = mutated_source(tmp_path, lambda t: t.replace(
+        anchor, anchor + "proxyAddresses:: " + __import__("base64").b64encode(
+            b"X500:/o=Litware/cn=\x1b[2Jevil").decode() + "\nproxyAddresses: X500:junk\n"))
+    code, out, err = cli(capsys, "--ldif", str(SAMPLE), "--json", "x500", "sync",
+                         "--from", str(source))
+    assert code == 0, err
+    data = json.loads(out)
+    assert sorted(s["value"] for s in data["skipped"]) == ["/o=Litware/cn=\x1b[2Jevil", "junk"]
+    planned = [v for p in data["planned"] for v in p["add"]]
+    assert not any("evil" in v or v == "X500:junk" for v in planned)
+    assert len(data["planned"]) == 32
+    assert "\x1b" not in err and err.count("skipped") == 2, err
+
+
 def test_match_keys_after_the_guid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without GUIDs in the source: --match smtp matches everyone by address; --match upn
     finds nobody whose UPN the source changed."""
