@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__ or "", (100000,))
     parser.add_argument("--memory", action="store_true",
                         help="also time the in-memory store (minutes and GBs at 100k)")
+    parser.add_argument("--command", action="append", choices=sorted(COMMANDS),
+                        help="only this command (repeatable; default: all)")
     args = parse(parser, argv, smallest=10)
     print(f"exdir indexed store — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           "one run each, seconds (ratio to one streaming parse in the same run)")
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"peak {base['peak_mb']:.0f} MB")
             print(f"  {'command':<16}{'run':<22}{'seconds':>9}{'/parse':>8}{'peak MB':>9}")
             for name, command in COMMANDS.items():
+                if args.command and name not in args.command:
+                    continue
                 folder = Path(tmp) / f"index-{n}-{name.replace(' ', '-')}"
                 runs = [("index, first (build)", folder), ("index, second (reuse)", folder)]
                 for label, where in runs:

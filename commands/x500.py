@@ -249,7 +249,8 @@ def sync_cmd(
     """Plan adding to each migrated recipient its source's legacyExchangeDN and every
     source X500 it lacks, as X500 proxies (dry run; --apply to apply). Recipients are
     matched by msExchMailboxGuid, then by --match; unmatched and ambiguous ones are
-    listed on stderr (with --json, on stdout instead of the plan) and make the exit 1.
+    listed on stderr (with --json, on stdout instead of the plan) and make the exit 1;
+    a source value that is no legacyExchangeDN is skipped with a warning.
 
     \b
     Example: exdir --ldif lab.ldif x500 sync --from samples/litware.ldif --apply
