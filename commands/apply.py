@@ -10,7 +10,7 @@ import typer
 from exdir import operations
 from exdir.apply import ApplyResult, run
 from exdir.backends.base import Directory
-from exdir.gates import Safety, evaluate
+from exdir.gates import Safety
 from exdir.move import MoveRecord
 from exdir.plan import Plan
 from exdir.ldif_in import read_plan
@@ -127,24 +127,35 @@ def verify_dcs(opts: Options, directory: Directory, result: ApplyResult,
                 print(f"exdir: replication: {printable(line)}", file=sys.stderr)
 
 
-def execute(opts: Options, directory: Directory, plan: Plan, *, do_apply: bool,
-            undo_file: str | None, report: str | None,
+def execute(opts: Options, directory: Directory, planned: Plan | operations.Planned, *,
+            do_apply: bool, undo_file: str | None, report: str | None,
             moves: Sequence[MoveRecord] | None = None, safety: Safety = Safety(),
             verify: float | None = None) -> None:
     """What every write command ends with: the plan as LDIF (dry run), or the apply.
 
-    The LDIF printed is the plan applied: one Plan object, one renderer.  The safety
-    gates are the library's (exdir.gates), met by run() whatever made the plan."""
+    The LDIF printed is the plan applied: the same steps, one renderer.  A dry run
+    streams them through a ledger (operations.preview: the plan is never held whole);
+    one with --report checks every step like an apply, on the whole plan.  The safety
+    gates are the library's (exdir.gates), met whatever made the plan."""
+    if isinstance(planned, Plan):
+        planned = operations.Planned(planned)
+    if not do_apply and not report:
+        with operations.preview(directory, planned, safety) as shown:
+            for part in shown.ledger.render_parts():
+                sys.stdout.write(part)
+            opts.warn(f"{len(shown.ledger)} change(s) planned; nothing written "
+                      "(add --apply to apply)")
+            blocked_note(shown.blocked)
+        return
+    plan = planned.plan
     if not do_apply:
         for part in render_parts(plan):
             sys.stdout.write(part)
         opts.warn(f"{len(plan)} change(s) planned; nothing written (add --apply to apply)")
-        if report:
-            dry = run(directory, plan, apply=False, safety=safety)
-            blocked_note(dry.blocked)
-            write_report(report, dry, moves)
-        else:
-            blocked_note(evaluate(directory, plan, safety))
+        dry = run(directory, plan, apply=False, safety=safety)
+        blocked_note(dry.blocked)
+        assert report is not None
+        write_report(report, dry, moves)
         return
     bar = progress_printer(opts)
     try:
@@ -167,7 +178,7 @@ def plan_and_execute(opts: Options, make: Callable[[Directory], operations.Plann
         planned = make(directory)
         for note in planned.notes:
             opts.warn(note)
-        execute(opts, directory, planned.plan, do_apply=do_apply, undo_file=undo_file,
+        execute(opts, directory, planned, do_apply=do_apply, undo_file=undo_file,
                 report=report, safety=safety, verify=verify)
 
 

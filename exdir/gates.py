@@ -28,7 +28,7 @@ filters), never one search per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -39,10 +39,10 @@ from .backends.base import Directory, Entry
 from .errors import ExdirError
 from .findings import Operation
 from .legacydn import has_prefix
-from .plan import Add, Change, Modify, Plan, Rename
+from .ledger import PlanLedger, legacy_form
+from .plan import Plan, Rename
 from .readers.topology import read_topology
 from .topology import Topology
-from .values import Value
 
 _CHUNK = 100  # values per OR filter in the uniqueness gate
 _INDEX_FROM = 400  # above this many values, read every holder once and index them
@@ -74,15 +74,32 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
     The rename and move gates look at every step: a rename plan run again after an
     interruption is still a rename plan.
     """
-    if plan.changes and directory.read_only:
+    if not plan.changes:
+        return []
+    with PlanLedger.of(plan) as ledger:
+        if pending is None:
+            return evaluate_ledger(directory, ledger, safety, topology)
+        chosen = set(pending)
+        with PlanLedger.of(Plan(tuple(c for n, c in enumerate(plan.changes, start=1)
+                                      if n in chosen))) as mine:
+            return evaluate_ledger(directory, ledger, safety, topology, unique=mine)
+
+
+def evaluate_ledger(directory: Directory, ledger: PlanLedger, safety: Safety = Safety(),
+                    topology: Topology | None = None, unique: PlanLedger | None = None
+                    ) -> list[Gate]:
+    """evaluate() on a plan's ledger: what a dry run that streams its plan asks (the
+    plan is never held whole), and what evaluate() asks of a Plan in memory.
+
+    unique: the ledger of the steps the uniqueness gate looks at (default: all)."""
+    if ledger.count and directory.read_only:
         return [Gate("read-only", f"{directory.describe()} is a read-only domain controller: "
                                   "it takes no writes (they are referred to a writable DC); "
                                   "give --url a writable DC")]
-    renames = [c for c in plan.changes if isinstance(c, Rename)]
-    homes = [c for c in plan.changes if isinstance(c, Modify)
-             and any(m.attribute.lower() == "homemdb" for m in c.mods)]
-    named = _named_values(plan)
-    if not renames and not homes and not named:
+    mine = unique if unique is not None else ledger
+    renames = ledger.renames
+    named = ledger.given_values()
+    if not renames and not ledger.has_homes and not named:
         return []
     if topology is None:
         try:
@@ -90,27 +107,62 @@ def evaluate(directory: Directory, plan: Plan, safety: Safety = Safety(),
         except ExdirError:
             topology = None  # not an Exchange organisation: no rename or move gate applies
     gates: list[Gate] = []
+    renamed: list[_Renamed] = []
+    relabelled: list[_Renamed] = []
     if topology is not None:
         gates += _holding_containers(topology, renames)
         renamed = _renamed_containers(topology, renames)
-        relabelled = [r for r in _relabelled_containers(topology, plan)
+        relabelled = [r for r in _relabelled_containers(topology, ledger)
                       if all(dnu.key(r.dn) != dnu.key(x.dn) for x in renamed)]
-        held = _held_under(directory, plan, [r.old_prefix for r in renamed + relabelled])
+    _read(directory, ledger, mine, [r.old_prefix for r in renamed + relabelled])
+    if topology is not None:
+        held = ledger.kept_under()
         # a new legacyExchangeDN without a rename: a change of prefix when other values
         # sit under the old one (then the rename gates apply); a correction when none do
-        renamed += [r for r in relabelled if _stale_gate(plan, r, held)]
+        renamed += [r for r in relabelled if _stale_gate(ledger, r, held)]
         if renamed:
-            gates += _rename_gates(directory, topology, plan, renamed, safety, held)
-        if homes:
-            gates += _adc_gate(directory, topology, plan, safety)
-    _DELETED.clear()  # the stale gate's: not held through the uniqueness gate
-    chosen = None if pending is None else set(pending)
-    if chosen is None:
-        gates += _unique_gate(directory, plan, named)
-    else:
-        gates += _unique_gate(directory, Plan(tuple(
-            c for n, c in enumerate(plan.changes, start=1) if n in chosen)))
+            gates += _rename_gates(directory, topology, ledger, renamed, safety, held)
+        if ledger.has_homes:
+            gates += _adc_gate(directory, topology, ledger, safety)
+    gates += _unique_gate(mine)
     return gates
+
+
+_PREFIXED = ("legacyExchangeDN", "msExchHomeServerName")
+_HELD = ("legacyExchangeDN", "proxyAddresses")
+
+
+def _read(directory: Directory, ledger: PlanLedger, mine: PlanLedger,
+          prefixes: Sequence[str]) -> None:
+    """What the stale and the uniqueness gates look up, read in bulk: the values under
+    the old prefixes (into ledger) and the holders of the values the plan gives (into
+    mine).  Where the plan gives many values both come from one read of every holder
+    (a rename: at 100,000 mailboxes the two reads were 48 s of a 61 s gate check)."""
+    unique = sorted({p.lower(): p for p in prefixes if p}.values(), key=str.lower)
+    terms = "".join(f"({a}={escape_filter_chars(p)}*)" for p in unique for a in _PREFIXED)
+    count = mine.given_values()
+    if count > _INDEX_FROM:
+        for entry in directory.search_partitions(
+                f"(|(legacyExchangeDN=*)(proxyAddresses=X500:*){terms})", _HELD + _PREFIXED[1:]):
+            mine.note_holder(entry.dn, _legacy_forms(entry))
+            if unique:
+                ledger.note_under(entry.dn, _under(entry, unique))
+        return
+    if unique:
+        for entry in directory.search_partitions(f"(|{terms})", _PREFIXED):
+            ledger.note_under(entry.dn, _under(entry, unique))
+    values = sorted(mine.given_spellings(), key=str.lower)  # as spelled
+    for i in range(0, len(values), _CHUNK):
+        chunk = "".join(f"(legacyExchangeDN={escape_filter_chars(v)})"
+                        f"(proxyAddresses=X500:{escape_filter_chars(v)})"
+                        for v in values[i:i + _CHUNK])
+        for entry in directory.search_partitions(f"(|{chunk})", _HELD):
+            mine.note_holder(entry.dn, _legacy_forms(entry))
+
+
+def _under(entry: Entry, prefixes: Sequence[str]) -> list[tuple[str, str]]:
+    return [(attribute, value) for attribute in _PREFIXED for value in entry.texts(attribute)
+            if any(has_prefix(value, p) for p in prefixes)]
 
 
 # --- renames ---------------------------------------------------------------------------
@@ -172,7 +224,7 @@ def _holding_containers(topology: Topology, renames: Sequence[Rename]) -> list[G
     return gates
 
 
-def _relabelled_containers(topology: Topology, plan: Plan) -> list[_Renamed]:
+def _relabelled_containers(topology: Topology, ledger: PlanLedger) -> list[_Renamed]:
     """The organisation's or a group's legacyExchangeDN changed without a rename: the
     same change of prefix as a rename, with the same gates (lab, one DC, stale values)."""
     org = topology.organization
@@ -180,20 +232,14 @@ def _relabelled_containers(topology: Topology, plan: Plan) -> list[_Renamed]:
     for g in topology.admin_groups:
         owners[dnu.key(g.dn)] = ("administrative group", g.dn, g.name, g.system_flags)
     out: list[_Renamed] = []
-    for change, origin in zip(plan.changes, plan.origins()):
-        owner = owners.get(dnu.key(origin))
-        if owner is None or not isinstance(change, Modify):
-            continue
-        old = [v for m in change.mods if m.attribute.lower() == "legacyexchangedn"
-               and m.op == "delete" for v in m.values if isinstance(v, str)]
-        new = [v for m in change.mods if m.attribute.lower() == "legacyexchangedn"
-               and m.op in ("add", "replace") for v in m.values if isinstance(v, str)]
-        if old and new and not vals.equal("legacyExchangeDN", old[0], new[0]):
-            out.append(_Renamed(owner[0], owner[1], owner[2], owner[3], old[0], new[0]))
+    for key, old, new in ledger.relabels(owners):
+        owner = owners[key]
+        if not vals.equal("legacyExchangeDN", old, new):
+            out.append(_Renamed(owner[0], owner[1], owner[2], owner[3], old, new))
     return out
 
 
-def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
+def _rename_gates(directory: Directory, topology: Topology, ledger: PlanLedger,
                   renamed: list[_Renamed], safety: Safety, held: list[tuple[str, str, str]]
                   ) -> list[Gate]:
     gates: list[Gate] = []
@@ -207,49 +253,17 @@ def _rename_gates(directory: Directory, topology: Topology, plan: Plan,
         for f in blocking(findings, operation, subject=r.dn, lab=safety.lab):
             if Gate("rename", f.message) not in gates:  # one finding may stop two renames
                 gates.append(Gate("rename", f.message))
-        gates += _stale_gate(plan, r, held)
+        gates += _stale_gate(ledger, r, held)
     return gates
 
 
-_PREFIXED = ("legacyExchangeDN", "msExchHomeServerName")
-
-
-def _held_under(directory: Directory, plan: Plan, prefixes: Sequence[str]
-                ) -> list[tuple[str, str, str]]:
-    """(entry DN, attribute, value) of every legacyExchangeDN and msExchHomeServerName
-    value under any of the prefixes that the plan does not delete or replace (a fresh
-    rename plan rewrites nearly all): one search per partition for all of them (a
-    rename of the organisation relabels it and each administrative group, and every
-    one of those asks the stale gate)."""
-    unique = sorted({p.lower(): p for p in prefixes if p}.values(), key=str.lower)
-    if not unique:
-        return []
-    terms = "".join(f"({a}={escape_filter_chars(p)}*)" for p in unique for a in _PREFIXED)
-    deleted = _deleted(plan)
-    held: list[tuple[str, str, str]] = []
-    for entry in directory.search_partitions(f"(|{terms})", _PREFIXED):
-        key = dnu.key(entry.dn)
-        for attribute in _PREFIXED:
-            lower = attribute.lower()
-            if (key, lower, "*") in deleted:
-                continue
-            held += [(entry.dn, attribute, value) for value in entry.texts(attribute)
-                     if (key, lower, _key(attribute, value)) not in deleted
-                     and any(has_prefix(value, p) for p in unique)]
-    return held
-
-
-def _stale_gate(plan: Plan, r: _Renamed, held: list[tuple[str, str, str]]) -> list[Gate]:
+def _stale_gate(ledger: PlanLedger, r: _Renamed, held: list[tuple[str, str, str]]
+                ) -> list[Gate]:
     """Values under the old prefix that the plan does not rewrite: the plan is stale
-    (made before they existed) or incomplete (cut by hand).  `held` is _held_under's
-    reading, for every prefix at once."""
-    missed: list[str] = []
-    for change in plan.changes:  # a value the plan itself writes under the old prefix
-        for attribute, values in _added(change):
-            if attribute not in ("legacyexchangedn", "msexchhomeservername"):
-                continue
-            missed += [f"{change.dn} ({attribute}, written by the plan)" for v in values
-                       if isinstance(v, str) and has_prefix(v, r.old_prefix)]
+    (made before they existed) or incomplete (cut by hand).  `held` is what the
+    directory holds under the old prefixes that the plan neither deletes nor replaces
+    (PlanLedger.kept_under: a fresh rename plan rewrites nearly all)."""
+    missed = list(ledger.written_under(r.old_prefix, has_prefix))
     missed += [f"{dn} ({attribute})" for dn, attribute, value in held
                if has_prefix(value, r.old_prefix)]
     if not missed:
@@ -259,53 +273,12 @@ def _stale_gate(plan: Plan, r: _Renamed, held: list[tuple[str, str, str]]) -> li
                           f"that it does not rewrite ({shown}); make the plan again")]
 
 
-_DELETED: dict[int, tuple[Plan, set[tuple[str, str, str]]]] = {}
-
-
-def _deleted(plan: Plan) -> set[tuple[str, str, str]]:
-    """(entry key before the plan, attribute, value key or "*") of every value the plan
-    deletes or replaces; computed once per plan (the stale gate asks once per rename)."""
-    held = _DELETED.get(id(plan))
-    if held is not None and held[0] is plan:
-        return held[1]
-    deleted: set[tuple[str, str, str]] = set()
-    for change, origin in zip(plan.changes, plan.origins()):
-        if isinstance(change, Modify):
-            for mod in change.mods:
-                if mod.op in ("delete", "replace"):
-                    for v in mod.values:
-                        if isinstance(v, str):
-                            deleted.add((dnu.key(origin), mod.attribute.lower(),
-                                         _key(mod.attribute, v)))
-                    if mod.op == "delete" and not mod.values or mod.op == "replace":
-                        deleted.add((dnu.key(origin), mod.attribute.lower(), "*"))
-    _DELETED.clear()  # one plan at a time: nothing held past the next
-    _DELETED[id(plan)] = (plan, deleted)
-    return deleted
-
-
 # --- moves ----------------------------------------------------------------------------
 
-def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
+def _adc_gate(directory: Directory, topology: Topology, ledger: PlanLedger,
               safety: Safety) -> list[Gate]:
     """Per mailbox over the whole plan (a move split over two steps is one move): the
     first homeMDB it loses, the last it gains."""
-    lost: dict[str, str] = {}
-    gained: dict[str, str] = {}
-    names: dict[str, str] = {}
-    for change, origin in zip(plan.changes, plan.origins()):
-        if not isinstance(change, Modify):
-            continue
-        key = dnu.key(origin)
-        for m in change.mods:
-            if m.attribute.lower() != "homemdb":
-                continue
-            for v in m.values:
-                if isinstance(v, str) and m.op == "delete":
-                    lost.setdefault(key, v)
-                elif isinstance(v, str):
-                    gained[key] = v
-                    names[key] = change.dn
     same_group: list[str] = []
     servers: dict[str, object] = {}  # a plan names few stores: each looked up once
 
@@ -314,11 +287,9 @@ def _adc_gate(directory: Directory, topology: Topology, plan: Plan,
             servers[store] = _server(topology, store)
         return servers[store]
 
-    for key, new in gained.items():
-        if key not in lost:
-            continue
-        if same_group_move(server(lost[key]), server(new)):  # type: ignore[arg-type]
-            same_group.append(names[key])
+    for _, lost, new, name in ledger.homes():
+        if same_group_move(server(lost), server(new)):  # type: ignore[arg-type]
+            same_group.append(name)
     if safety.adc_stopped or not same_group:
         return []
     # named as administrators name them: by mailNickname (one bulk read)
@@ -340,153 +311,23 @@ def _server(topology: Topology, store_dn: str):  # type: ignore[no-untyped-def]
 
 # --- one holder per name ------------------------------------------------------------
 
-def _named_values(plan: Plan) -> list[tuple[str, str, str]]:
-    """(entry's DN before the plan, step's DN, legacyExchangeDN value) for each
-    legacyExchangeDN or X500 proxy the plan gives an object."""
-    out: list[tuple[str, str, str]] = []
-    for change, origin in zip(plan.changes, plan.origins()):
-        for attribute, values in _added(change):
-            for v in values:
-                form = _form(attribute, v)
-                if form is not None:
-                    out.append((origin, change.dn, form[1]))
-    return out
-
-
-def _key(attribute: str, value: str) -> str:
-    """A text value as the directory compares it (exdir.values.key)."""
-    return str(vals.key(attribute, value))
-
-
-def _legacy(value: str) -> str:
-    """A legacyExchangeDN value (or an X500 proxy's) as Active Directory compares it."""
-    return _key("legacyExchangeDN", value)
-
-
-def _added(change: Change) -> Iterable[tuple[str, Sequence[Value]]]:
-    if isinstance(change, Modify):
-        return [(m.attribute.lower(), m.values) for m in change.mods if m.op in ("add", "replace")]
-    if isinstance(change, Add):
-        return [(n.lower(), v) for n, v in change.attributes]
-    return []
-
-
-def _freed(plan: Plan) -> set[tuple[str, str, str]]:
-    """(entry key before the plan, form, lower-case legacy value) the plan takes away;
-    form is "legacy" (legacyExchangeDN) or "x500" (a proxy): an object that loses its
-    X500 still holds the same value as its legacyExchangeDN."""
-    out: set[tuple[str, str, str]] = set()
-    for change, origin in zip(plan.changes, plan.origins()):
-        if not isinstance(change, Modify):
-            continue
-        for m in change.mods:
-            for v in m.values if m.op == "delete" else ():
-                form = _form(m.attribute, v)
-                if form is not None:
-                    out.add((dnu.key(origin), form[0], _legacy(form[1])))
-    return out
-
-
-def _form(attribute: str, value: Value) -> tuple[str, str] | None:
-    """("legacy" | "x500", the legacyExchangeDN value) of a value, or None."""
-    if not isinstance(value, str):
-        return None
-    if attribute.lower() == "legacyexchangedn":
-        return "legacy", value
-    if attribute.lower() == "proxyaddresses" and value[:5].upper() == "X500:":
-        return "x500", value[5:]
-    return None
-
-
-def _holders(directory: Directory, wanted: Mapping[str, tuple[str, str, str]]
-             ) -> Iterator[Entry]:
-    """Objects holding any of the values (wanted: by _legacy of each, the plan's first
-    (origin, step DN, value) giving it) as
-    legacyExchangeDN or X500 proxy: chunked OR filters, or for many values one read of
-    every holder, each kept only while it is looked at (at 100,000 values a list of
-    the holders was 120 MB of the dry run)."""
-    attributes = ("legacyExchangeDN", "proxyAddresses")
-    if len(wanted) > _INDEX_FROM:
-        for e in directory.search_partitions(
-                "(|(legacyExchangeDN=*)(proxyAddresses=X500:*))", attributes):
-            if any(_legacy(v) in wanted for _, v in _legacy_forms(e)):
-                yield e
-        return
-    values = sorted((item[2] for item in wanted.values()), key=str.lower)  # as spelled
-    for i in range(0, len(values), _CHUNK):
-        terms = "".join(f"(legacyExchangeDN={escape_filter_chars(v)})"
-                        f"(proxyAddresses=X500:{escape_filter_chars(v)})"
-                        for v in values[i:i + _CHUNK])
-        yield from directory.search_partitions(f"(|{terms})", attributes)
-
-
 def _legacy_forms(entry: Entry) -> list[tuple[str, str]]:
-    return [f for f in (_form("legacyExchangeDN", v) for v in entry.texts("legacyExchangeDN"))
-            if f] + [f for f in (_form("proxyAddresses", p) for p in entry.texts("proxyAddresses"))
-                     if f]
+    return [f for f in (legacy_form("legacyExchangeDN", v) for v in entry.texts("legacyExchangeDN"))
+            if f] + [f for f in (legacy_form("proxyAddresses", p)
+                                 for p in entry.texts("proxyAddresses")) if f]
 
 
-def _unique_gate(directory: Directory, plan: Plan,
-                 named: list[tuple[str, str, str]] | None = None) -> list[Gate]:
-    """No value the plan gives may be held, in either form, by another object.
-
-    Holders are read before the plan runs, so they are named by their DNs before it:
-    the plan's entry is the holder when its DN before the plan is the holder's, or,
-    for a rename already done by an earlier run, when the step's DN is, unless that
-    name is another entry's before the plan (a plan that renames one object away and
-    another onto its name is not given the first one's values).
-
-    named: _named_values(plan) where the caller has it.  Held per value: the one name
-    of the entry getting it (a set only for the rare value two names get), and the
-    first (origin, step DN, value) with the values that several objects get; at
-    100,000 values a set and a list per value were 60 MB of a dry run."""
-    if named is None:
-        named = _named_values(plan)
-    if not named:
-        return []
-    origin_keys = {dnu.key(o) for o in plan.origins()}
-    owners: dict[str, str | set[str]] = {}  # lower value -> name(s) of the plan's entry
-    first: dict[str, tuple[str, str, str]] = {}  # lower value -> its first giving
-    given: dict[str, list[tuple[str, str, str]]] = {}  # values several objects get
-    for item in named:
-        origin, step_dn, value = item
-        lower = _legacy(value)
-        origin_key = dnu.key(origin)
-        names = {origin_key}
-        if dnu.key(step_dn) not in origin_keys:
-            names.add(dnu.key(step_dn))
-        held = owners.get(lower)
-        if held is None and len(names) == 1:
-            owners[lower] = origin_key
-        else:
-            merged = {held} if isinstance(held, str) else set(held or ())
-            owners[lower] = merged | names
-        if lower not in first:
-            first[lower] = item
-        elif dnu.key(first[lower][0]) != origin_key or lower in given:
-            given.setdefault(lower, [first[lower]]).append(item)
-    del origin_keys
-    freed = _freed(plan)
+def _unique_gate(ledger: PlanLedger) -> list[Gate]:
+    """No value the plan gives may be held, in either form, by another object (the
+    holders were read into the ledger by _read; PlanLedger.taken says which of them
+    the plan's own entries are), nor given by the plan to two objects."""
     gates: list[Gate] = []
-    for holder in _holders(directory, first):
-        key = dnu.key(holder.dn)
-        for form, held_value in _legacy_forms(holder):
-            lower = _legacy(held_value)
-            owner = owners.get(lower)
-            if owner is None or (key == owner if isinstance(owner, str) else key in owner) \
-                    or (key, form, lower) in freed:
-                continue
-            gate = Gate("unique", f"{held_value!r} is already held by {holder.dn}: two objects "
-                                  "with one legacyExchangeDN or X500 proxy misdeliver mail")
-            if gate not in gates:
-                gates.append(gate)
-    for lower in first:  # in the order the plan first gives each value
-        group = given.get(lower)
-        if group is None:
-            continue
-        keys = {dnu.key(o) for o, _, _ in group}
-        if len(keys) > 1:
-            gates.append(Gate("unique", f"the plan gives {group[0][2]!r} to "
-                                        f"{len(keys)} objects: " + "; ".join(
-                                            sorted({d for _, d, _ in group})[:3])))
+    for value, holder in ledger.taken():
+        gate = Gate("unique", f"{value!r} is already held by {holder}: two objects "
+                              "with one legacyExchangeDN or X500 proxy misdeliver mail")
+        if gate not in gates:
+            gates.append(gate)
+    for value, count, dns in ledger.shared():
+        gates.append(Gate("unique", f"the plan gives {value!r} to {count} objects: "
+                                    + "; ".join(dns[:3])))
     return gates

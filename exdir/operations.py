@@ -8,7 +8,7 @@ are not applied here: `exdir.apply.run` meets the safety gates on every path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from . import delegates, imf, replication, x500, x500_history
 from .checks import mode_unknown, preflight
@@ -26,16 +26,52 @@ from .readers.recipients import (find_object, holders, read_affected, read_deleg
                                  read_moved, read_recipients, read_value_context)
 from .readers.replication import read_attids
 from .readers.topology import read_topology
-from .rename import RenameScope, admin_group_scope, org_scope, plan_rename, plan_set
+from .gates import Gate, Safety, evaluate_ledger
+from .ledger import PlanLedger, Step, in_order
+from .rename import RenameScope, admin_group_scope, org_scope, plan_set, rename_steps
 from .topology import Topology
 
 
 @dataclass
 class Planned:
-    """A plan and what the user should read beside it (warnings, skipped objects)."""
+    """A plan and what the user should read beside it (warnings, skipped objects).
 
-    plan: Plan
+    A planner that streams gives `steps` instead of a Plan: its changes as it makes
+    them, each with its sort key or None (exdir.ledger).  They are taken once, either
+    whole as `.plan` (what an apply checks before its first write) or into a ledger
+    (`.ledger()`, what a dry run prints and gates without holding the plan)."""
+
+    _plan: Plan | None = None
     notes: list[str] = field(default_factory=list)
+    steps: Iterable[Step] | None = None
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = Plan(tuple(in_order(self._take())))
+        return self._plan
+
+    def ledger(self) -> PlanLedger:
+        """The plan's ledger, with each step rendered (a dry run's output)."""
+        ledger = PlanLedger(keep_text=True)
+        try:
+            if self._plan is not None:
+                for change, origin in zip(self._plan.changes, self._plan.origins()):
+                    ledger.add(change, origin=origin)
+            else:
+                for order, change in self._take():
+                    ledger.add(change, order)
+            ledger.finish()
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
+
+    def _take(self) -> Iterable[Step]:
+        steps, self.steps = self.steps, None
+        if steps is None:
+            raise RuntimeError("the planner's steps were taken already")
+        return steps
 
 
 @dataclass
@@ -77,6 +113,32 @@ def audit(directory: Directory) -> Checked:
     return Checked(topology, audit_findings(topology, read_recipients(directory)))
 
 
+@dataclass
+class Preview:
+    """A dry run's plan in its ledger (rendered, in order) and the gates it fails here."""
+
+    ledger: PlanLedger
+    blocked: list[Gate]
+
+    def __enter__(self) -> "Preview":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ledger.close()
+
+
+def preview(directory: Directory, planned: Planned, safety: Safety = Safety()) -> Preview:
+    """What a dry run shows: the planner's steps taken into a ledger as they come (the
+    plan is never held whole) and the safety gates met on that ledger, by the same
+    code that meets them before an apply (exdir.gates)."""
+    ledger = planned.ledger()
+    try:
+        return Preview(ledger, evaluate_ledger(directory, ledger, safety))
+    except BaseException:
+        ledger.close()
+        raise
+
+
 # --- renames ---------------------------------------------------------------------------------
 
 def rename_org(directory: Directory, new_name: str, *, keep_x500: bool = True) -> Planned:
@@ -100,9 +162,9 @@ def _rename(directory: Directory, make_scope: Callable[[Topology], RenameScope],
              if f.severity == "warning"]
     references = not directory.follows_dn_references
     entries = read_affected(directory, scope, references=references)
-    plan = plan_rename(scope, entries, directory.naming, keep_x500=keep_x500,
-                       rewrite_references=references)
-    return Planned(plan, notes)
+    return Planned(notes=notes, steps=rename_steps(scope, entries, directory.naming,
+                                                   keep_x500=keep_x500,
+                                                   rewrite_references=references))
 
 
 def set_legacy_dn(directory: Directory, obj: str, new_value: str, *,
@@ -141,7 +203,7 @@ def move(directory: Directory, identities: Sequence[str], to: str, *,
     skipped = [m for m in moved.moves if not m.planned]
     if skipped:
         notes.append(f"{len(skipped)} mailbox(es) already in {target.label}: skipped")
-    return PlannedMove(moved.plan, notes, moved, target)
+    return PlannedMove(moved.plan, notes, moved=moved, target=target)
 
 
 # --- X500 proxies ----------------------------------------------------------------------------

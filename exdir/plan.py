@@ -375,7 +375,7 @@ def remove_values(dn: str, attribute: str, values: Sequence[Value], reason: str)
 
 # --- the plan ------------------------------------------------------------------------
 
-class _RenameTracker:
+class RenameTracker:
     """Maps the DN a step addresses back to the DN its entry has before the plan.
 
     Steps after a rename address entries by their new DNs (also entries below a
@@ -457,7 +457,7 @@ class Plan:
     def origins(self) -> tuple[str, ...]:
         """For each change, the DN its entry has before the plan runs (renames tracked)."""
         if self._origins is None:
-            tracker = _RenameTracker()
+            tracker = RenameTracker()
             object.__setattr__(self, "_origins", tuple(tracker.step(c) for c in self.changes))
         assert self._origins is not None
         return self._origins

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from . import dn as dnu
 from .entries import EntryLike, Partitions
 from .errors import InputError, Refused
+from .ledger import Step, in_order
 from .legacydn import check_name, check_value, has_prefix, rewrite, same
 from .plan import Change, Mod, Modify, Plan, Rename
 from .topology import E2007_ADMIN_GROUP, Topology, renameable
@@ -121,23 +122,28 @@ def plan_rename(scope: RenameScope, entries: Iterable[EntryLike], naming: Partit
     Steps after the rename address entries by their new DNs, so the plan replays
     in order with ldapmodify.  Pure: no directory access.
     """
-    changes: list[Change] = [Rename(
+    return Plan(tuple(in_order(rename_steps(scope, entries, naming, keep_x500=keep_x500,
+                                            rewrite_references=rewrite_references))))
+
+
+def rename_steps(scope: RenameScope, entries: Iterable[EntryLike], naming: Partitions, *,
+                 keep_x500: bool = True, rewrite_references: bool = False
+                 ) -> Iterator[Step]:
+    """plan_rename's steps as they are made, each entry's with where it sorts
+    (configuration first, parents first, then by DN: the order only makes the output
+    stable), so a dry run holds neither the entries read nor the plan (at 100,000
+    mailboxes the entries read were 630 MB, the steps 180)."""
+    yield None, Rename(
         scope.container, scope.new_rdn, None,
         f"rename the {scope.what} {dnu.rdn_value(scope.container)!r} to {scope.new_name!r}; "
         "Active Directory moves its subtree" + (" and every DN reference"
-                                                if not rewrite_references else ""))]
+                                                if not rewrite_references else ""))
     old_c, new_c = scope.container, scope.new_container
-    # Each entry is planned as it is read and then dropped: only its step and where it
-    # sorts are kept (at 100,000 mailboxes the entries read were 630 MB, the steps 180).
-    steps: list[tuple[tuple[bool, int, str], Modify]] = []
     for e in entries:
         placed = _Placed.of(e, naming.configuration, old_c, new_c)
         step = _value_step(placed, scope, keep_x500, rewrite_references)
         if step is not None:
-            steps.append((placed.order, step))
-    steps.sort(key=lambda s: s[0])  # stable: ties keep the order read
-    changes += [step for _, step in steps]
-    return Plan(tuple(changes))
+            yield placed.order, step
 
 
 def _value_step(placed: "_Placed", scope: RenameScope, keep_x500: bool,
