@@ -378,12 +378,14 @@ def _attribute(name: str) -> AttributeDef | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # asked for every value read (the schema never changes)
 def kind_of(name: str) -> Kind:
     """The value kind of an attribute; unknown attributes are treated as strings."""
     d = attribute(name)
     return d.kind if d else "string"
 
 
+@lru_cache(maxsize=4096)
 def is_binary(name: str) -> bool:
     """True where values are raw bytes (GUIDs, security descriptors)."""
     return kind_of(name) == "octets"
