@@ -263,7 +263,7 @@ def _stale_gate(ledger: PlanLedger, r: _Renamed, held: list[tuple[str, str, str]
     (made before they existed) or incomplete (cut by hand).  `held` is what the
     directory holds under the old prefixes that the plan neither deletes nor replaces
     (PlanLedger.kept_under: a fresh rename plan rewrites nearly all)."""
-    missed = list(ledger.written_under(r.old_prefix, has_prefix))
+    missed = list(ledger.written_under(r.old_prefix))
     missed += [f"{dn} ({attribute})" for dn, attribute, value in held
                if has_prefix(value, r.old_prefix)]
     if not missed:

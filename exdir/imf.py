@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import dn as dnu
+from . import schema
 from .backends.base import Directory, Entry
 from .errors import InputError
-from .lab import object_classes
 from .plan import Add, Change, Plan, replace_value
 from .topology import Topology
 from .values import Value
@@ -139,7 +139,7 @@ def plan_set(directory: Directory, topology: Topology, *, gateway: int | None = 
         entry = directory.read(dn, ATTRIBUTES)
         if entry is None:
             attributes: list[tuple[str, tuple[Value, ...]]] = [
-                ("objectClass", object_classes(structural)), ("cn", (dnu.rdn_value(dn),))]
+                ("objectClass", schema.class_chain(structural)), ("cn", (dnu.rdn_value(dn),))]
             if rdn == _UCE:
                 attributes += [(a, (v,)) for a, v in wanted.items()]
             changes.append(Add(dn, tuple(attributes), "create the IMF settings object"

@@ -30,7 +30,7 @@ import math
 import random
 import unicodedata
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence, Union
 
@@ -119,37 +119,8 @@ def record(dn: str, attrs: Iterable[tuple[str, Value]]) -> str:
 
 # --- object classes from the schema ---------------------------------------------------
 
-@lru_cache(maxsize=1)
-def _class_superiors() -> dict[str, str | None]:
-    """Each object class's superior, by lower-case name, from exdir's ldap3 schema."""
-    _dsa, info = schema.ldap3_schema()
-    out: dict[str, str | None] = {}
-    for definition in info.object_classes.values():
-        sup = definition.superior[0] if definition.superior else None
-        for name in definition.name:
-            out[name.lower()] = sup
-    return out
-
-
-@lru_cache(maxsize=None)
-def object_classes(structural: str) -> tuple[str, ...]:
-    """The class and its whole superclass chain, top first, as exdir.schema defines it."""
-    superiors = _class_superiors()
-    chain = [structural]
-    while True:
-        sup = superiors.get(chain[-1].lower(), "missing")
-        if sup == "missing":
-            raise KeyError(f"object class {chain[-1]!r} is not in exdir's schema")
-        if sup is None or chain[-1].lower() == "top":
-            break
-        chain.append(sup)
-    if chain[-1].lower() != "top":
-        chain.append("top")
-    return tuple(reversed(chain))
-
-
 def classes(structural: str) -> Attrs:
-    return [("objectClass", c) for c in object_classes(structural)]
+    return [("objectClass", c) for c in schema.class_chain(structural)]
 
 
 # --- names and DNs --------------------------------------------------------------------------

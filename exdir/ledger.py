@@ -32,6 +32,7 @@ from typing import Any
 
 from . import dn as dnu
 from . import values as vals
+from .legacydn import has_prefix
 from .ldif_out import render_record
 from .plan import Add, Change, Modify, Plan, Rename, RenameTracker
 from .values import Value
@@ -142,6 +143,7 @@ class PlanLedger:
         self._finished = False
         self._rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in _INSERT}
         self._stale: dict[str, list[str]] = {}
+        self._given: int | None = None
         self._db = sqlite3.connect("", isolation_level=None)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192",
                        "temp_store=FILE"):
@@ -303,7 +305,7 @@ class PlanLedger:
         return [(_s(k), _s(o), _s(n)) for k, o, n in self._db.execute(
             f"SELECT key, old, new FROM relabels WHERE key IN ({marks}) ORDER BY seq", wanted)]
 
-    def written_under(self, prefix: str, has_prefix: Any) -> list[str]:
+    def written_under(self, prefix: str) -> list[str]:
         """'DN (attribute, written by the plan)' for each legacyExchangeDN or
         msExchHomeServerName value the plan writes under prefix; asked once per prefix."""
         found = self._stale.get(prefix.lower())
@@ -337,9 +339,13 @@ class PlanLedger:
                 yield _s(key), _s(lost), _s(gained), _s(name)
 
     def given_values(self) -> int:
-        """How many distinct values (as AD compares them) the plan gives."""
+        """How many distinct values (as AD compares them) the plan gives (counted once:
+        the steps are all in)."""
         self.finish()
-        return self._db.execute("SELECT COUNT(DISTINCT low) FROM given").fetchone()[0]
+        if self._given is None:
+            self._given = int(self._db.execute(
+                "SELECT COUNT(DISTINCT low) FROM given").fetchone()[0])
+        return self._given
 
     def given_spellings(self) -> list[str]:
         """Each value the plan gives, as its first giving spells it."""

@@ -251,9 +251,8 @@ def delegates_audit(directory: Directory) -> Checked:
 
 def delegates_remove(directory: Directory, owner: str, delegate: str) -> Planned:
     """`exdir delegates remove OWNER DELEGATE`: the plan removing one value."""
-    entry = find_object(directory, owner)
-    current = directory.read(entry.dn, ("mailNickname", delegates.ATTRIBUTE)) or entry
-    plan = delegates.plan_remove(current, delegate)
+    entry = find_object(directory, owner)  # its values read with it (rename.READ)
+    plan = delegates.plan_remove(entry, delegate)
     return Planned(plan, [] if plan else [f"{entry.dn} has no delegate {delegate}"])
 
 

@@ -655,3 +655,33 @@ _AD_CLASS_CNS = {"user": "User", "contact": "Contact", "group": "Group"}
 def _ad_class_cn(name: str) -> str:
     """The CN of a base-schema class (CN=User for user)."""
     return _AD_CLASS_CNS.get(name, name)
+
+
+@lru_cache(maxsize=1)
+def _class_superiors() -> dict[str, str | None]:
+    """Each object class's superior, by lower-case name, from exdir's ldap3 schema."""
+    _dsa, info = ldap3_schema()
+    out: dict[str, str | None] = {}
+    for definition in info.object_classes.values():
+        sup = definition.superior[0] if definition.superior else None
+        for name in definition.name:
+            out[name.lower()] = sup
+    return out
+
+
+@lru_cache(maxsize=None)
+def class_chain(structural: str) -> tuple[str, ...]:
+    """The class and its whole superclass chain, top first, as this schema defines it
+    (the objectClass values of a new entry: the lab, the IMF settings object)."""
+    superiors = _class_superiors()
+    chain = [structural]
+    while True:
+        sup = superiors.get(chain[-1].lower(), "missing")
+        if sup == "missing":
+            raise KeyError(f"object class {chain[-1]!r} is not in exdir's schema")
+        if sup is None or chain[-1].lower() == "top":
+            break
+        chain.append(sup)
+    if chain[-1].lower() != "top":
+        chain.append("top")
+    return tuple(reversed(chain))

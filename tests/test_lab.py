@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from exdir import lab
+from exdir import lab, schema
 from exdir.errors import InputError
 
 _spec = importlib.util.spec_from_file_location(
@@ -192,10 +192,10 @@ def test_bad_arguments_are_input_errors(kwargs: dict[str, object]) -> None:
 
 
 def test_object_classes_are_whole_chains_from_the_schema() -> None:
-    assert lab.object_classes("user") == ("top", "person", "organizationalPerson", "user")
-    assert lab.object_classes("msExchPrivateMDB") == ("top", "msExchMDB", "msExchPrivateMDB")
+    assert schema.class_chain("user") == ("top", "person", "organizationalPerson", "user")
+    assert schema.class_chain("msExchPrivateMDB") == ("top", "msExchMDB", "msExchPrivateMDB")
     with pytest.raises(KeyError):
-        lab.object_classes("noSuchClass")
+        schema.class_chain("noSuchClass")
 
 
 def test_unsafe_values_are_base64() -> None:

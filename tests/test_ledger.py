@@ -100,7 +100,7 @@ def test_gates_on_the_ledger_follow_the_printed_order_not_the_order_made() -> No
 def test_gates_on_the_ledger_are_the_plans_gates() -> None:
     with open_ldif(str(SAMPLES / "fabrikam.ldif"), warn=lambda m: None) as d:
         rename = operations.rename_org(d, "Contoso")
-        steps = list(rename._take())  # the planner's own steps, in the order it made them
+        steps = list(rename.steps or ())  # the planner's own, in the order it made them
     held = "/o=Fabrikam/ou=First Administrative Group/cn=Recipients/cn=kakers"  # Kim Akers
     cases: list[list[Step]] = [
         steps,  # a fresh rename: the lab and the uniqueness of its values
