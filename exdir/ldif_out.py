@@ -131,7 +131,10 @@ def render_record(change: Change) -> str:
     """One change record, its reason comment first, ending in a newline."""
     lines = comment_lines(change.reason)
     for line in _record(change):
-        lines.extend(fold(line))
+        if len(line) <= WIDTH:
+            lines.append(line)  # most lines: nothing to fold
+        else:
+            lines.extend(fold(line))
     return "\n".join(lines) + "\n"
 
 

@@ -76,6 +76,8 @@ def form(attribute: str, value: Value) -> Value:
         except UnicodeDecodeError:
             return value
     if isinstance(value, str):
+        if value.isascii() and not is_binary(attribute):
+            return value  # ASCII is valid Unicode: no encoding to find that out
         try:
             encoded = value.encode("utf-8")
         except UnicodeEncodeError:

@@ -433,3 +433,39 @@ def test_targets_of_a_swap_and_a_delete() -> None:
     gone = Plan((Rename(a, "CN=c", None, ""), Delete("CN=c,DC=x", ""),
                  Add("CN=c,DC=x", (("cn", ("c",)),), "")))
     assert gone.origins() == (a, a, "CN=c,DC=x")
+
+
+def _cancels_by_keys(mods: Sequence[Mod]) -> bool:
+    """Modify._cancels without its count first: every value keyed (the reference)."""
+    from exdir import values as vals
+    added: dict[str, set[object]] = {}
+    removed: dict[str, set[object]] = {}
+    for mod in mods:
+        if mod.needs_current:
+            return False
+        name = mod.attribute.lower()
+        plus, minus = added.setdefault(name, set()), removed.setdefault(name, set())
+        mine, theirs = (minus, plus) if mod.op == "delete" else (plus, minus)
+        for value in mod.values:
+            key = vals.written_key(mod.attribute, value)
+            if key in theirs:
+                theirs.remove(key)
+            elif key in mine:
+                return False
+            else:
+                mine.add(key)
+    return not any(added.values()) and not any(removed.values())
+
+
+_NOOP_MOD = st.builds(
+    lambda op, attr, values: Mod(op, attr, tuple(values)),
+    st.sampled_from(["add", "delete", "replace"]),
+    st.sampled_from(["proxyAddresses", "PROXYADDRESSES", "manager", "legacyExchangeDN"]),
+    st.lists(st.sampled_from(["smtp:a@x", "SMTP:a@x", "CN=A,DC=x", "cn=a, dc=X", "/o=F"]),
+             min_size=1, max_size=3))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_NOOP_MOD, min_size=1, max_size=5))
+def test_counting_before_keying_gives_is_noops_answer(mods: list[Mod]) -> None:
+    assert Modify("CN=K,DC=x", tuple(mods)).is_noop() == _cancels_by_keys(mods)
