@@ -28,7 +28,7 @@ filters), never one search per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -39,7 +39,7 @@ from .backends.base import Directory, Entry
 from .errors import ExdirError
 from .findings import Operation
 from .legacydn import has_prefix
-from .ledger import PlanLedger, legacy_form
+from .ledger import PlanLedger, legacy_form, legacy_key
 from .plan import Plan, Rename
 from .readers.topology import read_topology
 from .topology import Topology
@@ -124,7 +124,7 @@ def evaluate_ledger(directory: Directory, ledger: PlanLedger, safety: Safety = S
             gates += _rename_gates(directory, topology, ledger, renamed, safety, held)
         if ledger.has_homes:
             gates += _adc_gate(directory, topology, ledger, safety)
-    gates += _unique_gate(mine)
+    gates += _unique_gate(directory, mine)
     return gates
 
 
@@ -139,6 +139,8 @@ def _read(directory: Directory, ledger: PlanLedger, mine: PlanLedger,
     mine).  Where the plan gives many values both come from one read of every holder
     (a rename: at 100,000 mailboxes the two reads were 48 s of a 61 s gate check)."""
     unique = sorted({p.lower(): p for p in prefixes if p}.values(), key=str.lower)
+    if _read_indexed(directory, ledger, mine, unique):
+        return
     terms = "".join(f"({a}={escape_filter_chars(p)}*)" for p in unique for a in _PREFIXED)
     count = mine.given_values()
     if count > _INDEX_FROM:
@@ -158,6 +160,44 @@ def _read(directory: Directory, ledger: PlanLedger, mine: PlanLedger,
                         for v in values[i:i + _CHUNK])
         for entry in directory.search_partitions(f"(|{chunk})", _HELD):
             mine.note_holder(entry.dn, _legacy_forms(entry))
+
+
+def _read_indexed(directory: Directory, ledger: PlanLedger, mine: PlanLedger,
+                  prefixes: Sequence[str]) -> bool:
+    """_read from the store's own index of values (Directory.indexed_values), False where
+    it has none: the holders of the values given looked up by key, the values under
+    the prefixes by a range of keys, no entry read (at 100,000 mailboxes, reading every
+    holder was 10 of a reused index's 48 s).  A key that is not ASCII may compare
+    otherwise than its spelling under has_prefix (case folding changes lengths): those
+    entries are read."""
+    if not all(p.isascii() for p in prefixes):
+        return False
+    legacy = directory.indexed_values("legacyExchangeDN", keys=mine.given_keys())
+    x500 = directory.indexed_values("proxyAddresses",
+                                    keys=("x500:" + k for k in mine.given_keys()))
+    under = [directory.indexed_values(a, prefixes=[p.lower() for p in prefixes])
+             for a in _PREFIXED] if prefixes else []
+    if legacy is None or x500 is None or any(u is None for u in under):
+        return False
+    for place, dn, dn_key, key in legacy:
+        mine.note_held(place, dn, dn_key, "legacy", key)
+    for place, dn, dn_key, key in x500:
+        mine.note_held(place, dn, dn_key, "x500", key[5:])
+    spelled: dict[str, int] = {}  # DN -> place: entries read for their spelling
+    for attribute, rows in zip(_PREFIXED, under):
+        for place, dn, dn_key, key in rows:  # type: ignore[union-attr]
+            if not key.isascii():
+                spelled.setdefault(dn, place)
+            elif any(has_prefix(key, p) for p in prefixes):
+                ledger.note_key_under(place, dn, dn_key, attribute, key)
+    if spelled:
+        found = directory.read_many(spelled, _PREFIXED)
+        for dn, place in spelled.items():
+            entry = found.get(dnu.key(dn))
+            if entry is not None:
+                ledger.note_under(dn, [(a, v) for a, v in _under(entry, prefixes)
+                                       if not v.lower().isascii()], place)
+    return True
 
 
 def _under(entry: Entry, prefixes: Sequence[str]) -> list[tuple[str, str]]:
@@ -317,12 +357,12 @@ def _legacy_forms(entry: Entry) -> list[tuple[str, str]]:
                                  for p in entry.texts("proxyAddresses")) if f]
 
 
-def _unique_gate(ledger: PlanLedger) -> list[Gate]:
+def _unique_gate(directory: Directory, ledger: PlanLedger) -> list[Gate]:
     """No value the plan gives may be held, in either form, by another object (the
     holders were read into the ledger by _read; PlanLedger.taken says which of them
     the plan's own entries are), nor given by the plan to two objects."""
     gates: list[Gate] = []
-    for value, holder in ledger.taken():
+    for value, holder in _spelled(directory, ledger.taken()):
         gate = Gate("unique", f"{value!r} is already held by {holder}: two objects "
                               "with one legacyExchangeDN or X500 proxy misdeliver mail")
         if gate not in gates:
@@ -331,3 +371,27 @@ def _unique_gate(ledger: PlanLedger) -> list[Gate]:
         gates.append(Gate("unique", f"the plan gives {value!r} to {count} objects: "
                                     + "; ".join(dns[:3])))
     return gates
+
+
+def _spelled(directory: Directory, taken: Sequence[tuple[str | None, str, str, str]]
+             ) -> Iterator[tuple[str, str]]:
+    """(value as held, holder) of PlanLedger.taken's rows, the values noted by key alone
+    (_read_indexed) spelled from their holders, read for it (a handful: only the
+    values the gate refuses), each holder's in the order it holds them."""
+    unspelled = [dn for value, dn, _, _ in taken if value is None]
+    found = directory.read_many(unspelled, _HELD) if unspelled else {}
+    i = 0
+    while i < len(taken):
+        value, dn, form, low = taken[i]
+        if value is not None:
+            yield value, dn
+            i += 1
+            continue
+        wanted: set[tuple[str, str]] = set()
+        while i < len(taken) and taken[i][0] is None and taken[i][1] == dn:
+            wanted.add((taken[i][2], taken[i][3]))
+            i += 1
+        entry = found.get(dnu.key(dn))
+        forms = [(f, v) for f, v in (_legacy_forms(entry) if entry is not None else ())
+                 if (f, legacy_key(v)) in wanted]
+        yield from ((v, dn) for _, v in forms) if forms else ((k, dn) for _, k in sorted(wanted))

@@ -69,16 +69,17 @@ CREATE TABLE homes(n INTEGER PRIMARY KEY, seq INTEGER, key BLOB, op TEXT, value 
                    dn BLOB);
 CREATE TABLE relabels(seq INTEGER, key BLOB, old BLOB, new BLOB);
 CREATE TABLE written(n INTEGER PRIMARY KEY, seq INTEGER, dn BLOB, attribute TEXT,
-                     value BLOB);
+                     value BLOB, low BLOB);
 CREATE TABLE deleted(key BLOB, attribute TEXT, vkey BLOB,
                      PRIMARY KEY(key, attribute, vkey)) WITHOUT ROWID;
 CREATE TABLE wiped(key BLOB, attribute TEXT, PRIMARY KEY(key, attribute)) WITHOUT ROWID;
 CREATE TABLE given(n INTEGER PRIMARY KEY, seq INTEGER, low BLOB, origin_key BLOB,
                    step_key BLOB, step_dn BLOB, value BLOB);
 CREATE TABLE freed(key BLOB, form TEXT, low BLOB, PRIMARY KEY(key, form, low)) WITHOUT ROWID;
-CREATE TABLE held(n INTEGER PRIMARY KEY, key BLOB, dn BLOB, form TEXT, value BLOB, low BLOB);
-CREATE TABLE under(n INTEGER PRIMARY KEY, key BLOB, dn BLOB, attribute TEXT, lattr TEXT,
-                   value BLOB, vkey BLOB);
+CREATE TABLE held(n INTEGER PRIMARY KEY, place INTEGER, key BLOB, dn BLOB, form TEXT,
+                  value BLOB, low BLOB);
+CREATE TABLE under(n INTEGER PRIMARY KEY, place INTEGER, key BLOB, dn BLOB, attribute TEXT,
+                   lattr TEXT, value BLOB, vkey BLOB);
 """
 
 _INDEXES = """
@@ -215,7 +216,7 @@ class PlanLedger:
         step_dn = _b(change.dn)
         for attribute, values in added_values(change):
             if attribute in _PREFIXED:
-                rows["written"].extend((seq, step_dn, attribute, _b(v))
+                rows["written"].extend((seq, step_dn, attribute, _b(v), _b(v.lower()))
                                        for v in values if isinstance(v, str))
             for v in values:
                 form = legacy_form(attribute, v)
@@ -308,13 +309,18 @@ class PlanLedger:
     def written_under(self, prefix: str) -> list[str]:
         """'DN (attribute, written by the plan)' for each legacyExchangeDN or
         msExchHomeServerName value the plan writes under prefix; asked once per prefix."""
-        found = self._stale.get(prefix.lower())
+        low = prefix.lower()
+        found = self._stale.get(low)
         if found is None:
             self.finish()
+            # a value under prefix lower-cases to a text that begins with it (has_prefix
+            # lower-cases no more than the prefix's length): SQL finds those, has_prefix
+            # says which (a rename writes 200,000 values, nearly none under the old one)
             found = [f"{_s(dn)} ({attribute}, written by the plan)"
                      for dn, attribute, value in self._db.execute(
-                         "SELECT dn, attribute, value FROM written ORDER BY seq, n")
-                     if has_prefix(_s(value), prefix)]
+                         "SELECT dn, attribute, value FROM written WHERE low >= ? AND low < ? "
+                         "ORDER BY seq, n", (_b(low), _b(low) + b"\xff"))  # no UTF-8 has 0xff
+                     if has_prefix(_s(value), prefix)] if low else []
             self._stale[prefix.lower()] = found
         return found
 
@@ -347,6 +353,12 @@ class PlanLedger:
                 "SELECT COUNT(DISTINCT low) FROM given").fetchone()[0])
         return self._given
 
+    def given_keys(self) -> Iterator[str]:
+        """Each value the plan gives, as AD compares it (legacy_key), once."""
+        self.finish()
+        for (low,) in self._db.execute("SELECT DISTINCT low FROM given"):
+            yield _s(low)
+
     def given_spellings(self) -> list[str]:
         """Each value the plan gives, as its first giving spells it."""
         self.finish()
@@ -356,19 +368,39 @@ class PlanLedger:
 
     # --- what the gates read of the directory ----------------------------------------------
 
-    def note_holder(self, dn: str, forms: Iterable[tuple[str, str]]) -> None:
-        """An object holding these legacy forms before the plan runs."""
+    def note_holder(self, dn: str, forms: Iterable[tuple[str, str]], place: int = 0) -> None:
+        """An object holding these legacy forms before the plan runs.  `place` sorts the
+        holders as the directory's search_partitions meets them (ties: as noted)."""
         key, dnb = _b(dnu.key(dn)), _b(dn)
         rows = self._rows["held"]
-        rows.extend((key, dnb, form, _b(v), _b(legacy_key(v))) for form, v in forms)
+        rows.extend((place, key, dnb, form, _b(v), _b(legacy_key(v))) for form, v in forms)
         if len(rows) >= _FLUSH:
             self._flush()
 
-    def note_under(self, dn: str, values: Iterable[tuple[str, str]]) -> None:
-        """(attribute, value) an object holds under a prefix the gates look at."""
+    def note_held(self, place: int, dn: str, dn_key: str, form: str, low: str) -> None:
+        """An object (dn, and its dn.key) holding a legacy form, known by its key alone
+        (a store's index of values): taken() gives it without its spelling."""
+        rows = self._rows["held"]
+        rows.append((place, _b(dn_key), _b(dn), form, None, _b(low)))
+        if len(rows) >= _FLUSH:
+            self._flush()
+
+    def note_under(self, dn: str, values: Iterable[tuple[str, str]], place: int = 0) -> None:
+        """(attribute, value) an object holds under a prefix the gates look at (`place`
+        as note_holder's)."""
         key, dnb = _b(dnu.key(dn)), _b(dn)
         rows = self._rows["under"]
-        rows.extend((key, dnb, a, a.lower(), _b(v), _b(str(vals.key(a, v)))) for a, v in values)
+        rows.extend((place, key, dnb, a, a.lower(), _b(v), _b(str(vals.key(a, v))))
+                    for a, v in values)
+        if len(rows) >= _FLUSH:
+            self._flush()
+
+    def note_key_under(self, place: int, dn: str, dn_key: str, attribute: str, key: str
+                       ) -> None:
+        """note_under of one value known by its key (values.key) alone, its object's
+        dn.key given (a store's index of values)."""
+        rows = self._rows["under"]
+        rows.append((place, _b(dn_key), _b(dn), attribute, attribute.lower(), _b(key), _b(key)))
         if len(rows) >= _FLUSH:
             self._flush()
 
@@ -382,26 +414,28 @@ class PlanLedger:
                               AND d.attribute = u.lattr AND d.vkey = u.vkey)
               AND NOT EXISTS (SELECT 1 FROM wiped w WHERE w.key = u.key
                               AND w.attribute = u.lattr)
-            ORDER BY n""")]
+            ORDER BY place, n""")]
 
-    def taken(self) -> list[tuple[str, str]]:
-        """(value as held, holder's DN) where a holder that is not the plan's entry for
-        that value holds one the plan gives (the uniqueness gate), in the order read.
+    def taken(self) -> list[tuple[str | None, str, str, str]]:
+        """(value as held, holder's DN, form, key) where a holder that is not the plan's
+        entry for that value holds one the plan gives (the uniqueness gate), in the order
+        read; the value is None where note_held noted it by its key.
 
         The plan's entry is the holder when its DN before the plan is the holder's, or,
         for a rename already done by an earlier run, when the step's DN is, unless that
         name is another entry's before the plan; a value the plan takes from the holder
         (in the same form) is not held."""
         self.finish()
-        return [(_s(v), _s(dn)) for v, dn in self._db.execute("""
-            SELECT h.value, h.dn FROM held h
+        return [(None if v is None else _s(v), _s(dn), form, _s(low))
+                for v, dn, form, low in self._db.execute("""
+            SELECT h.value, h.dn, h.form, h.low FROM held h
             WHERE EXISTS (SELECT 1 FROM given g WHERE g.low = h.low)
               AND NOT EXISTS (SELECT 1 FROM given g WHERE g.low = h.low AND (
                     g.origin_key = h.key OR (g.step_key = h.key AND NOT EXISTS (
                         SELECT 1 FROM origins o WHERE o.key = h.key))))
               AND NOT EXISTS (SELECT 1 FROM freed f WHERE f.key = h.key
                               AND f.form = h.form AND f.low = h.low)
-            ORDER BY h.n""")]
+            ORDER BY h.place, h.n""")]
 
     def shared(self) -> Iterator[tuple[str, int, list[str]]]:
         """(value as first given, how many objects, their step DNs) for each value the
@@ -420,12 +454,13 @@ _INSERT = {
     "origins": "INSERT OR IGNORE INTO origins(key) VALUES (?)",
     "homes": "INSERT INTO homes(seq, key, op, value, dn) VALUES (?,?,?,?,?)",
     "relabels": "INSERT INTO relabels(seq, key, old, new) VALUES (?,?,?,?)",
-    "written": "INSERT INTO written(seq, dn, attribute, value) VALUES (?,?,?,?)",
+    "written": "INSERT INTO written(seq, dn, attribute, value, low) VALUES (?,?,?,?,?)",
     "deleted": "INSERT OR IGNORE INTO deleted(key, attribute, vkey) VALUES (?,?,?)",
     "given": "INSERT INTO given(seq, low, origin_key, step_key, step_dn, value) "
              "VALUES (?,?,?,?,?,?)",
     "wiped": "INSERT OR IGNORE INTO wiped(key, attribute) VALUES (?,?)",
     "freed": "INSERT OR IGNORE INTO freed(key, form, low) VALUES (?,?,?)",
-    "held": "INSERT INTO held(key, dn, form, value, low) VALUES (?,?,?,?,?)",
-    "under": "INSERT INTO under(key, dn, attribute, lattr, value, vkey) VALUES (?,?,?,?,?,?)",
+    "held": "INSERT INTO held(place, key, dn, form, value, low) VALUES (?,?,?,?,?,?)",
+    "under": "INSERT INTO under(place, key, dn, attribute, lattr, value, vkey) "
+             "VALUES (?,?,?,?,?,?,?)",
 }

@@ -206,6 +206,16 @@ class Directory:
                 if not (config and dnu.is_within(entry.dn, config)):
                     yield entry
 
+    def indexed_values(self, attribute: str, *, keys: Iterable[str] | None = None,
+                       prefixes: Sequence[str] = ()) -> Iterator[tuple[int, str, str, str]] | None:
+        """(place, DN, the DN's key, value's key) of each text value of `attribute`, in the entries
+        search_partitions reads, whose key (exdir.values.key) starts with one of
+        `prefixes` (lower-case) or, given `keys` instead, is one of them (each once), from
+        the store's own index of values, the entries not read; each value once; `place`
+        sorts the entries as search_partitions meets them, the rows come in no order.  None where the store keeps no such index (a server's search
+        is its index, the in-memory store has none): the caller reads the entries."""
+        return None
+
     def read_many(self, dns: Iterable[str], attributes: Sequence[str] = ("*",)
                   ) -> dict[str, Entry]:
         """Entries by dn.key(); DNs that do not exist are absent from the result.

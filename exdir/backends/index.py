@@ -266,6 +266,59 @@ class IndexedDirectory(Directory):
             yield from self._search(self.naming.domain, filter, attributes, "subtree",
                                     outside=config)
 
+    def indexed_values(self, attribute: str, *, keys: Iterable[str] | None = None,
+                       prefixes: Sequence[str] = ()) -> Iterator[tuple[int, str, str, str]] | None:
+        """Directory.indexed_values from the `vals` table: the entries' rows are joined for
+        their DN and place, their attributes never decoded (at 100,000 mailboxes the
+        gates' read of every holder was a third of a reused index's dry run)."""
+        attr_id = _ATTR_ID.get(attribute.lower())
+        if attr_id is None or ";" in attribute or valuesm._rule(attribute) != "text":
+            return None  # not indexed, or indexed by another rule than lower-case text
+        return self._indexed_values(attr_id, keys, prefixes)
+
+    def _partition_sql(self) -> tuple[str, str, list[Any]] | None:
+        """(what places an entry in search_partitions' order, what keeps it to the
+        partitions, their parameters), or None where neither partition's base is here."""
+        config = self._row(self.naming.configuration) if self.naming.configuration else None
+        domain = self._row(self.naming.domain) if self.naming.domain else None
+        if config is None and domain is None:
+            return None
+        ranges = []
+        for row in (config, domain):
+            rk = _rkey(dnu.parse(row[1])) if row is not None else ""
+            ranges.append([rk, _upper(rk)] if row is not None else ["", ""])
+        # the configuration's partition first, then the domain's (less the configuration)
+        order = "(CASE WHEN e.rkey>=? AND e.rkey<? THEN e.pos ELSE e.pos + 1099511627776 END)"
+        within = ("((e.rkey>=? AND e.rkey<?) OR (e.rkey>=? AND e.rkey<?))")
+        return order, within, ranges[0] + ranges[0] + ranges[1]
+
+    def _indexed_values(self, attr_id: int, keys: Iterable[str] | None, prefixes: Sequence[str]
+                        ) -> Iterator[tuple[int, str, str, str]]:
+        places = self._partition_sql()
+        if places is None:
+            return
+        order, within, params = places
+        head = (f"SELECT {order}, e.dn, e.key, v.k FROM vals v JOIN entries e ON e.id = v.entry "
+                f"WHERE v.attr=? AND e.implied=0 AND {within} AND ")
+        start = params[:2] + [attr_id] + params[2:]
+        wanted = [p for p in prefixes if p]
+        if wanted:  # one query, so that a value under two of them comes once
+            yield from self._db.execute(
+                head + "(" + " OR ".join(["(v.k>=? AND v.k<?)"] * len(wanted)) + ")",
+                start + [b for p in wanted for b in (p, _upper(p))])
+        if keys is None:
+            return
+        chunk: list[str] = []
+        for key in keys:
+            chunk.append(key)
+            if len(chunk) == 500:
+                yield from self._db.execute(head + f"v.k IN ({','.join('?' * 500)})",
+                                            start + chunk)
+                chunk = []
+        if chunk:
+            yield from self._db.execute(head + f"v.k IN ({','.join('?' * len(chunk))})",
+                                        start + chunk)
+
     def _search(self, base: str | None, filter: str, attributes: Sequence[str], scope: str,
                 outside: str | None = None) -> Iterator[Entry]:
         """search(), less the subtree at `outside` (a DN) if given."""
