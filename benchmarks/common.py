@@ -25,6 +25,23 @@ from exdir.backends.memory import open_ldif  # noqa: E402
 T = TypeVar("T")
 Row = dict[str, Any]
 
+PEAK = r'''
+def peak_mb():
+    # this process's own peak RSS: VmHWM, which exec resets; Linux carries ru_maxrss
+    # over from the parent across fork and exec, so a child of a parent holding a
+    # 100k-mailbox lab (600 MB) reported the parent's peak as its own
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+'''
+"""Code a child process's script starts with: peak_mb(), its own peak RSS in MB."""
+
 
 class CountingDirectory(Directory):
     """Passes reads through and counts them: searches, the entries they return, and

@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from benchmarks.common import arguments, parse, ratio, write_lab  # noqa: E402
+from benchmarks.common import PEAK, arguments, parse, ratio, write_lab  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CHILD = r"""
+CHILD = PEAK + r"""
 import json, resource, sys, time, io, contextlib
 sys.argv = ["exdir"] + sys.argv[1:]
 from commands.main import main
@@ -44,11 +44,11 @@ with contextlib.redirect_stdout(out):
     code = main(sys.argv[1:])
 took = time.perf_counter() - start
 print(json.dumps({"code": code, "seconds": took, "bytes": out.n,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+                  "peak_mb": peak_mb()}),
       file=sys.stderr)
 """
 
-PARSE = r"""
+PARSE = PEAK + r"""
 import json, resource, sys, time, ldif
 start = time.perf_counter()
 n = 0
@@ -56,7 +56,7 @@ with open(sys.argv[1], "rb") as fh:
     for _ in ldif.LDIFParser(fh).parse():
         n += 1
 print(json.dumps({"records": n, "seconds": time.perf_counter() - start,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_mb()}))
 """
 
 

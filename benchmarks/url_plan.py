@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from benchmarks.common import arguments, parse, ratio  # noqa: E402
+from benchmarks.common import PEAK, arguments, parse, ratio  # noqa: E402
 from benchmarks.index_plan import child  # noqa: E402
 from exdir import lab  # noqa: E402
 from tests.servers.slapd import Slapd, missing_tools  # noqa: E402
 
-PAGED = r"""
+PAGED = PEAK + r"""
 import json, resource, sys, time
 from ldap3 import Connection, Server, SUBTREE
 url, bind, password_file, base = sys.argv[1:5]
@@ -47,7 +47,7 @@ for e in conn.extend.standard.paged_search(
         paged_size=1000, generator=True):
     values += sum(len(v) for v in e.get("raw_attributes", {}).values())
 print(json.dumps({"values": values, "seconds": time.perf_counter() - start,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_mb()}))
 """
 
 
