@@ -723,7 +723,10 @@ def index_file(index_dir: str, path: str) -> str:
 
 def _connect(index_path: str) -> sqlite3.Connection:
     db = sqlite3.connect(index_path, isolation_level="DEFERRED", check_same_thread=False)
-    db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages at most
+    # 32 MB of pages at most: at 100,000 mailboxes 64 MB made the first (building) run
+    # peak at 314 MB and the second at 275, 32 MB at 287 and 248 in as much time, 16 MB
+    # at 265 and 226 with the build 5 % slower (the OS caches the file's pages anyway)
+    db.execute("PRAGMA cache_size=-32768")
     db.execute("PRAGMA temp_store=MEMORY")
     return db
 
