@@ -321,7 +321,7 @@ class PlanLedger:
                          "SELECT dn, attribute, value FROM written WHERE low >= ? AND low < ? "
                          "ORDER BY seq, n", (_b(low), _b(low) + b"\xff"))  # no UTF-8 has 0xff
                      if has_prefix(_s(value), prefix)] if low else []
-            self._stale[prefix.lower()] = found
+            self._stale[low] = found
         return found
 
     def homes(self) -> Iterator[tuple[str, str, str, str]]:

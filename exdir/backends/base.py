@@ -208,11 +208,12 @@ class Directory:
 
     def indexed_values(self, attribute: str, *, keys: Iterable[str] | None = None,
                        prefixes: Sequence[str] = ()) -> Iterator[tuple[int, str, str, str]] | None:
-        """(place, DN, the DN's key, value's key) of each text value of `attribute`, in the entries
-        search_partitions reads, whose key (exdir.values.key) starts with one of
-        `prefixes` (lower-case) or, given `keys` instead, is one of them (each once), from
-        the store's own index of values, the entries not read; each value once; `place`
-        sorts the entries as search_partitions meets them, the rows come in no order.  None where the store keeps no such index (a server's search
+        """(place, DN, the DN's key, the value's key) of each text value of `attribute`
+        in the entries search_partitions reads whose key (exdir.values.key) starts with
+        one of `prefixes` (lower-case) or, given `keys` instead, is one of them (each
+        given once): from the store's own index of values, the entries not read, each
+        value once.  `place` sorts the entries as search_partitions meets them; the rows
+        come in no order.  None where the store keeps no such index (a server's search
         is its index, the in-memory store has none): the caller reads the entries."""
         return None
 
