@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import escape_rdn, parse_dn
@@ -291,8 +291,42 @@ def parse(dn: "str | Dn") -> Dn:
     return _parse(dn)
 
 
+def parse_once(dn: str) -> Dn:
+    """parse() for a pass that meets each name once and never again (the index build
+    reads every DN of an export): the Dn is not kept in the cache.  Cached, a
+    1,000,000-entry build filled it (about 1 KB a name, 130 MB at its bound) with names
+    nothing looked up again.  The parent RDNs are still shared (_shared).  The last
+    name is kept: the build normalizes a DN (normalize_once), then parses what that
+    gave, most often the same text."""
+    global _last_once
+    last = _last_once  # one reference read: another thread may replace it whole
+    if last[0] == dn:
+        return last[1]
+    d = _parse_text(dn, _rdn_key.__wrapped__)
+    _last_once = (dn, d)
+    return d
+
+
+_last_once: tuple[str, Dn] = ("", Dn("", ()))
+
+
+def normalize_once(dn: str) -> str:
+    """normalize() through parse_once, the leaf RDN escaped without the RDN cache (the
+    leaves of an export are all different; their parents are the few the cache is for)."""
+    d = parse_once(dn)
+    if not d.avas:
+        return ""
+    return ",".join([_rdn_normal.__wrapped__(d.avas[0])] + [_rdn_normal(r) for r in d.avas[1:]])
+
+
 @lru_cache(maxsize=1 << 17)
 def _parse(dn: str) -> Dn:
+    return _parse_text(dn, _rdn_key)
+
+
+def _parse_text(dn: str, leaf_key: Callable[[tuple[Ava, ...]], str]) -> Dn:
+    """The Dn of dn, its leaf RDN keyed by leaf_key (parse_once keeps leaves out of the
+    RDN cache: they would push out the parents it holds)."""
     if not isinstance(dn, str):
         raise MalformedDn(f"a DN must be text, not {type(dn).__name__}")
     extended, text = _extended(dn)
@@ -312,7 +346,9 @@ def _parse(dn: str) -> Dn:
             current = []
     if current:  # a trailing '+' names no AVA
         raise MalformedDn(f"malformed DN {dn!r}: nothing after '+'")
-    return Dn(text, tuple(rdns[:1] + [_shared(r) for r in rdns[1:]]), extended)
+    avas = tuple(rdns[:1] + [_shared(r) for r in rdns[1:]])
+    return Dn(text, avas, extended,
+              (leaf_key(avas[0]),) + tuple(_rdn_key(rdn) for rdn in avas[1:]))
 
 
 def _components(dn: str, text: str) -> list[tuple[str, str, str]]:

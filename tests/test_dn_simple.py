@@ -83,3 +83,33 @@ def test_the_fast_split_keeps_spelling_and_keys() -> None:
     assert d.spelled == "cn=John Smith,OU=Users,dc=Fabrikam,DC=com"
     assert d.key == "cn=john smith,ou=users,dc=fabrikam,dc=com"
     assert d.rdn_avas == [("cn", "John Smith")]
+
+
+_DN_ALPHABET = st.sampled_from(list("aZ0 =,+\\#\"é") + ["CN=", "DC=", ",OU=", "+CN=", "\\2C",
+                                                         "<GUID=1>;"])
+
+
+def _same_name(text: str) -> None:
+    try:
+        cached = dnu.parse(text)
+    except dnu.MalformedDn:
+        with pytest.raises(dnu.MalformedDn):
+            dnu.parse_once(text)
+        return
+    once = dnu.parse_once(text)
+    assert (once.text, once.extended, once.avas, once.rdn_keys, once.key, once.spelled) == (
+        cached.text, cached.extended, cached.avas, cached.rdn_keys, cached.key, cached.spelled)
+    assert dnu.normalize_once(text) == cached.normal
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_DN_ALPHABET, max_size=16).map("".join))
+def test_a_name_parsed_once_is_the_name_parsed(text: str) -> None:
+    """parse_once/normalize_once (the index build's, kept out of the caches) give what
+    parse/normalize give, for the names of the corpus and random text."""
+    _same_name(text)
+
+
+def test_the_corpus_parsed_once_is_the_corpus_parsed() -> None:
+    for name in corpus():
+        _same_name(name)

@@ -385,3 +385,32 @@ def test_the_index_is_at_most_twice_the_file(tmp_path: Path) -> None:
     _open(path, tmp_path / "i", []).close()
     size = os.path.getsize(index_file(str(tmp_path / "i"), str(path)))
     assert size <= 2 * os.path.getsize(path), size / os.path.getsize(path)
+
+
+def test_the_build_holds_no_memory_per_entry(tmp_path: Path) -> None:
+    """Issue 13's 1M peak: what the build keeps grows with the batch, not the file.  The
+    Python heap's peak while indexing a 7,500-mailbox lab exceeds the 2,500-mailbox one's
+    by under 100 bytes an entry (both fill the build's batches of 2,000 entries) (a set and a list of every DN, and every name parsed
+    into the DN cache, held about 1.5 KB an entry: 330 MB at 1,000,000)."""
+    import gc
+    import tracemalloc
+
+    from exdir import dn as dnu
+
+    peaks = []
+    entries = []
+    for n in (2500, 7500):
+        path = tmp_path / f"lab{n}.ldif"
+        path.write_text("".join(generate(mailboxes=n)), encoding="utf-8")
+        dnu._parse.cache_clear()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            directory = _open(path, tmp_path / f"i{n}", [])
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        entries.append(len(directory))
+        directory.close()
+    per_entry = (peaks[1] - peaks[0]) / (entries[1] - entries[0])
+    assert per_entry < 100, per_entry

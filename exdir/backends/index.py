@@ -60,7 +60,8 @@ from ..ldif_out import entry_record
 from ..values import Value, decode, encode
 from . import rules
 from .base import Directory, Entry, ModLike, NamingContexts, SimpleMod, Warn, apply_mods
-from .memory import _domain_root, _stderr, export_entry, implied_parents, unknown_names
+from .memory import (RootCounts, _stderr, count_root, export_entry, implied_parents, pick_root,
+                     unknown_names)
 
 FORMAT = 2
 """The database layout's version: an index of another version is built again
@@ -884,12 +885,11 @@ def _fill(db: sqlite3.Connection, path: str, stream: IO[bytes], held: files.Held
     root_dse: dict[str, list[Value]] = {}
     attr_names: set[str] = set()
     classes: set[str] = set()
-    present: set[str] = set()
+    roots: RootCounts = {}
     last_stop = 0
     entry_id = 0
     batch: list[tuple[Any, ...]] = []
     vals: list[tuple[int, Any, int]] = []
-    keys: list[str] = []
 
     def flush() -> None:
         try:
@@ -921,7 +921,7 @@ def _fill(db: sqlite3.Connection, path: str, stream: IO[bytes], held: files.Held
                 else:
                     warn(f"{path}: skipped the special record {key}")
                 continue  # its bytes stay in the next entry's gap
-            d = dnu.parse(key)
+            d = dnu.parse_once(key)
             names = {n.lower() for n in values}
             for rdn_attr, rdn_val in d.rdn_avas:
                 if rdn_attr.lower() not in names:
@@ -937,14 +937,12 @@ def _fill(db: sqlite3.Connection, path: str, stream: IO[bytes], held: files.Held
             batch.append((entry_id, d.key, key, d.parent.key, _rkey(d), entry_id, entry_id,
                           last_stop, start, stop, _pack(pairs)))
             vals.extend(_index_rows(entry_id, pairs))
-            present.add(key.lower())
-            keys.append(key)
+            count_root(roots, d)
             last_stop = stop
             if len(batch) >= 2000:
                 flush()
         flush()
         fp = held.fingerprint()
-    db.execute("DROP INDEX entries_key_build")
     if progress is not None:
         progress(total, total)
     if not entry_id:  # nothing to be a directory of (empty, comments, a rootDSE only)
@@ -953,9 +951,16 @@ def _fill(db: sqlite3.Connection, path: str, stream: IO[bytes], held: files.Held
     unknown_names(attr_names, classes, path, warn)
     declared = {k.lower(): str(v[0]) for k, v in root_dse.items() if v}
     domain = dnu.normalize(declared["defaultnamingcontext"]) if declared.get(
-        "defaultnamingcontext") else _domain_root(keys)
-    implied = implied_parents(keys, lambda k: k.lower() in present, domain)
-    keys.clear()
+        "defaultnamingcontext") else pick_root(roots)
+    # The entries whose parent is not in the file, found by the key index rather than
+    # a set of every DN (at 1,000,000 entries the set and the list of names held
+    # 330 MB through the whole build)
+    orphans = [dn for (dn,) in db.execute(
+        "SELECT dn FROM entries AS e WHERE NOT EXISTS "
+        "(SELECT 1 FROM entries AS p WHERE p.key = e.parent) ORDER BY id")]
+    implied = implied_parents(orphans, lambda k: db.execute(
+        "SELECT 1 FROM entries WHERE key=?", (dnu.key(k),)).fetchone() is not None, domain)
+    db.execute("DROP INDEX entries_key_build")
     for anc in sorted(implied, key=dnu.depth):
         entry_id += 1
         held_values: dict[str, list[Value]] = {attr: [val] for attr, val in dnu.rdn_avas(anc)}

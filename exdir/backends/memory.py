@@ -292,7 +292,7 @@ def export_entry(record: EntryRecord, source: str, binaries: dict[str, bool]
             root.setdefault(name.lower(), []).append(_text_value(value, False))
         return ("" if dn_text.upper() in ("", "@ROOTDSE") else dn_text), root
     try:
-        key = dnu.normalize(dn_text)  # extended form accepted
+        key = dnu.normalize_once(dn_text)  # extended form accepted
     except InputError as exc:
         raise InputError(exc.message, source=source, line=record.number) from None
     values: dict[str, list[Value]] = {}
@@ -321,20 +321,39 @@ def _text_value(value: Value, binary: bool) -> Value:
     return value.encode("utf-8") if binary else value
 
 
+RootCounts = dict[tuple[tuple[dnu.Ava, ...], ...], int]
+"""How many entries have each all-DC suffix (count_root, pick_root)."""
+
+
+def count_root(counts: RootCounts, d: dnu.Dn) -> None:
+    """Count d's all-DC suffix, if it has one, towards the domain root."""
+    avas = d.avas
+    i = len(avas)
+    while i > 0 and avas[i - 1][0][0].lower() == "dc":
+        i -= 1
+    if i < len(avas):
+        suffix = avas[i:]
+        counts[suffix] = counts.get(suffix, 0) + 1
+
+
+def pick_root(counts: RootCounts) -> str:
+    """The most common all-DC suffix counted (the shorter on a tie, then the first
+    met): the forest/domain root; "" where no name ends in DC= parts."""
+    texts: dict[str, int] = {}
+    for suffix, n in counts.items():
+        text = dnu.Dn("", suffix).normal
+        texts[text] = texts.get(text, 0) + n
+    if not texts:
+        return ""
+    return max(texts.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+
+
 def _domain_root(keys: Iterable[str]) -> str:
     """The most common all-DC suffix of the DNs: the forest/domain root."""
-    counts: dict[str, int] = {}
+    counts: RootCounts = {}
     for k in keys:
-        parts = dnu.split(k)
-        i = len(parts)
-        while i > 0 and parts[i - 1][0].lower() == "dc":
-            i -= 1
-        if i < len(parts):
-            root = dnu.build(parts[i:])
-            counts[root] = counts.get(root, 0) + 1
-    if not counts:
-        return ""
-    return max(counts.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+        count_root(counts, dnu.parse(k))
+    return pick_root(counts)
 
 
 def unknown_names(attributes: set[str], classes: set[str], path: str, warn: Warn
