@@ -146,8 +146,11 @@ class PlanLedger:
         self._stale: dict[str, list[str]] = {}
         self._given: int | None = None
         self._db = sqlite3.connect("", isolation_level=None)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192",
-                       "temp_store=FILE"):
+        # 32 KB pages: the steps' rendered text and the facts' keys fill 4 KB pages a few
+        # rows each; a 100,000-mailbox rename's ledger took 6-13% less time (three runs
+        # side by side, 12.0-14.7 s against 11.2-12.8 s), in the same 8 MB of cache
+        for pragma in ("page_size=32768", "journal_mode=OFF", "synchronous=OFF",
+                       "cache_size=-8192", "temp_store=FILE"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(_DDL)
         self._db.execute("BEGIN")

@@ -414,3 +414,75 @@ def test_the_build_holds_no_memory_per_entry(tmp_path: Path) -> None:
         directory.close()
     per_entry = (peaks[1] - peaks[0]) / (entries[1] - entries[0])
     assert per_entry < 100, per_entry
+
+
+
+PARTIAL = """version: 1
+
+dn: DC=lab,DC=local
+objectClass: top
+objectClass: domain
+dc: lab
+
+dn: CN=kid,CN=x,DC=lab,DC=local
+objectClass: top
+objectClass: contact
+cn: kid
+
+dn: cn=X,DC=lab,DC=local
+objectClass: top
+objectClass: container
+cn: X
+
+dn: CN=a,OU=Missing,OU=Gone,DC=lab,DC=local
+objectClass: top
+objectClass: contact
+cn: a
+"""
+
+
+def test_implied_parents_are_the_same_on_both_stores(tmp_path: Path) -> None:
+    """A partial export: the parents it lacks are implied alike by both stores (found
+    by the key index now, not a set of every name), and a parent the file holds in
+    another case, after its child, is not implied."""
+    path = tmp_path / "partial.ldif"
+    path.write_text(PARTIAL, encoding="utf-8")
+    seen = {}
+    for store in ("memory", "index"):
+        notes: list[str] = []
+        directory = (open_ldif(str(path), warn=notes.append) if store == "memory"
+                     else open_indexed(str(path), warn=notes.append,
+                                       index_dir=str(tmp_path / "i")))
+        try:
+            seen[store] = (
+                len(directory), [n.split(": ", 1)[1] for n in notes if "implied" in n],
+                directory.read("OU=Missing,OU=Gone,DC=lab,DC=local") is None,
+                [e.dn for e in directory.search("OU=Gone,DC=lab,DC=local", "(cn=a)")],
+                [e.dn for e in directory.search("CN=x,DC=lab,DC=local", "(cn=kid)")],
+                directory.read("CN=x,DC=lab,DC=local") is not None)
+        finally:
+            directory.close()
+    assert seen["memory"] == seen["index"]
+    assert seen["index"][0] == 4 and seen["index"][5]
+    assert seen["index"][1] == ["2 parent entries not in the file were implied: "
+                                "OU=Gone,DC=lab,DC=local; OU=Missing,OU=Gone,DC=lab,DC=local"]
+
+
+def test_a_parent_spelled_with_its_avas_in_another_order_is_not_implied(tmp_path: Path
+                                                                        ) -> None:
+    """One name, two spellings (a multi-valued RDN's AVAs in another order): the index
+    finds the parent by its key.  (Comparing lower-cased names, the build implied it a
+    second time and failed on its own unique index: sqlite3.IntegrityError.)"""
+    path = tmp_path / "reordered.ldif"
+    path.write_text("version: 1\n\ndn: DC=lab,DC=local\nobjectClass: top\ndc: lab\n\n"
+                    "dn: CN=kid,CN=x+OU=y,DC=lab,DC=local\nobjectClass: top\ncn: kid\n\n"
+                    "dn: OU=y+CN=x,DC=lab,DC=local\nobjectClass: top\ncn: x\nou: y\n",
+                    encoding="utf-8")
+    notes: list[str] = []
+    directory = open_indexed(str(path), warn=notes.append, index_dir=str(tmp_path / "i"))
+    try:
+        assert not [n for n in notes if "implied" in n], notes
+        assert [e.dn for e in directory.search("CN=x+OU=y,DC=lab,DC=local", "(cn=kid)")] == [
+            "CN=kid,CN=x+OU=y,DC=lab,DC=local"]
+    finally:
+        directory.close()
