@@ -83,27 +83,31 @@ class _Reader:
             if text.startswith("\ufeff"):
                 text = text[1:]
             text = text.split("\n")
-        # the line being unfolded: its number and its pieces, joined once it is complete
-        unfolding: tuple[int, list[str]] | None = None
+        # the line being unfolded: its number, its first piece, the pieces of a folded
+        # line (None while it has one: most lines are not folded, and an export has
+        # millions of them)
+        number, first, pieces = 0, None, None
         for n, raw in enumerate(text, start=1):
             line = raw[:-1] if raw.endswith("\r") else raw
             if "\r" in line:
                 raise self.error(n, "a carriage return inside a line (base64-encode such values)")
-            if line.startswith(" "):
-                if unfolding is None:
+            if line[:1] == " ":
+                if first is None:
                     raise self.error(n, "a continuation line (starting with a space) "
                                         "with no line before it to continue")
-                unfolding[1].append(line[1:])
+                if pieces is None:
+                    pieces = [first]
+                pieces.append(line[1:])
                 continue
-            if unfolding is not None:
-                yield _Line(unfolding[0], "".join(unfolding[1]))
-                unfolding = None
+            if first is not None:
+                yield _Line(number, first if pieces is None else "".join(pieces))
+                first = pieces = None
             if line == "":
                 yield None  # a blank line; the one after a final newline ends the last record
             else:
-                unfolding = (n, [line])
-        if unfolding is not None:
-            yield _Line(unfolding[0], "".join(unfolding[1]))
+                number, first = n, line
+        if first is not None:
+            yield _Line(number, first if pieces is None else "".join(pieces))
 
     def field(self, line: _Line) -> _Field:
         """Split `name: value`, `name:: base64` or `name:< url` (refused)."""
@@ -301,7 +305,18 @@ class _Reader:
         if dn.startswith("@"):
             return EntryRecord(head.number, dn, ())  # ldb's own records: not LDAP attributes
         fields: list[tuple[int, str, Value]] = []
+        match = _NAME_COLON.match
         for ln in block[1:]:
+            # `name: value`, the common line, taken here as field() takes it; anything
+            # else (a dash, base64, a URL, dn:, changetype:, no name) the full way below
+            m = match(ln.text)
+            if m is not None:
+                rest = ln.text[m.end():]
+                if rest[:1] not in (":", "<"):
+                    name = m.group(1)
+                    if name.lower() not in ("dn", "changetype"):
+                        fields.append((ln.number, name, rest.lstrip(" ")))
+                        continue
             if _is_dash(ln):
                 raise self.error(ln.number, "'-' belongs in modify records (exdir apply), "
                                             "not in an export")
