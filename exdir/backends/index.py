@@ -903,11 +903,16 @@ def _fill(db: sqlite3.Connection, path: str, stream: IO[bytes], held: files.Held
                     raise InputError(f"{row[2]} appears twice", source=path) from None
                 seen.add(row[1])
             raise
-        db.executemany("INSERT OR IGNORE INTO vals VALUES (?,?,?)", vals)
+        db.executemany("INSERT INTO loaded VALUES (?,?,?)", vals)
         batch.clear()
         vals.clear()
 
     db.execute("CREATE UNIQUE INDEX entries_key_build ON entries(key)")
+    # The value rows go to a temporary table, then into `vals` in its key's order: kept
+    # in order row by row, the value index was a quarter of a 100,000-mailbox build
+    # (5.3 of 22.9 s).  TEMP: SQLite's own temporary file, so the index file never
+    # holds the copy's pages.
+    db.execute("CREATE TEMP TABLE loaded(attr INTEGER, k, entry INTEGER)")
     with stream:
         for record in entry_records(_lines(stream, path, dn_starts, state, progress, total),
                                     path):
@@ -943,6 +948,9 @@ def _fill(db: sqlite3.Connection, path: str, stream: IO[bytes], held: files.Held
                 flush()
         flush()
         fp = held.fingerprint()
+    db.execute("INSERT OR IGNORE INTO vals SELECT attr, k, entry FROM loaded "
+               "ORDER BY attr, k, entry")
+    db.execute("DROP TABLE loaded")
     if progress is not None:
         progress(total, total)
     if not entry_id:  # nothing to be a directory of (empty, comments, a rootDSE only)
