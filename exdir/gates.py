@@ -179,17 +179,20 @@ def _read_indexed(directory: Directory, ledger: PlanLedger, mine: PlanLedger,
              for a in _PREFIXED] if prefixes else []
     if legacy is None or x500 is None or any(u is None for u in under):
         return False
-    for place, dn, dn_key, key in legacy:
-        mine.note_held(place, dn, dn_key, "legacy", key)
-    for place, dn, dn_key, key in x500:
-        mine.note_held(place, dn, dn_key, "x500", key[5:])
+    mine.note_held_rows("legacy", legacy)
+    mine.note_held_rows("x500", x500, strip=len("x500:"))
     spelled: dict[str, int] = {}  # DN -> place: entries read for their spelling
-    for attribute, rows in zip(_PREFIXED, under):
-        for place, dn, dn_key, key in rows:  # type: ignore[union-attr]
+
+    def kept(attribute: str, rows: Iterable[tuple[int, str, str, str]]
+             ) -> Iterator[tuple[int, str, str, str, str]]:
+        for place, dn, dn_key, key in rows:
             if not key.isascii():
                 spelled.setdefault(dn, place)
             elif any(has_prefix(key, p) for p in prefixes):
-                ledger.note_key_under(place, dn, dn_key, attribute, key)
+                yield place, dn, dn_key, attribute, key
+
+    for attribute, rows in zip(_PREFIXED, under):
+        ledger.note_keys_under(kept(attribute, rows))  # type: ignore[arg-type]
     if spelled:
         found = directory.read_many(spelled, _PREFIXED)
         for dn, place in spelled.items():
