@@ -387,14 +387,17 @@ class PlanLedger:
         (place, DN, DN key, key) row each, the key less its first `strip` characters.
         The rows go to SQLite as they come and SQL turns their text into the ledger's
         UTF-8 bytes (CAST): no Python step per row, where a rename's gates note
-        200,000 holders.  The rows' text has no lone surrogates (a store's index)."""
+        200,000 holders.  The rows' text has no lone surrogates (a store's index), and
+        the characters stripped are ASCII."""
         if form not in ("legacy", "x500"):
             raise ValueError(f"unknown form {form!r}")
         self._flush()
         self._db.executemany(
             "INSERT INTO held(place, key, dn, form, value, low) VALUES "
+            # substr of the bytes, not of the text: SQLite's text functions stop at a NUL
+            # (a value may hold one); the characters stripped are ASCII ("x500:")
             f"(?1, CAST(?3 AS BLOB), CAST(?2 AS BLOB), '{form}', NULL, "
-            f"CAST(substr(?4, {int(strip) + 1}) AS BLOB))", rows)
+            f"substr(CAST(?4 AS BLOB), {int(strip) + 1}))", rows)
 
     def note_under(self, dn: str, values: Iterable[tuple[str, str]], place: int = 0) -> None:
         """(attribute, value) an object holds under a prefix the gates look at (`place`

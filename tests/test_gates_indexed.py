@@ -189,3 +189,33 @@ def test_written_under_is_has_prefix_over_every_value(values: list[str], prefix:
     expected = [f"CN=u{i},DC=x (msexchhomeservername, written by the plan)"
                 for i, v in enumerate(values) if has_prefix(v, prefix)]
     assert found == expected
+
+
+@pytest.mark.parametrize("value", ["/o=Org/cn=a\x00b", "/o=Org/cn=é\x00", "/o=Org/cn=\U0001f600"])
+def test_a_holder_whose_value_holds_a_nul_is_found_on_both_stores(tmp_path: Path, value: str
+                                                                  ) -> None:
+    """The uniqueness gate finds an X500 holder of the value given even where the value
+    holds a NUL (SQLite's text functions stop at one: the index's rows are cut as
+    bytes) or characters outside the BMP."""
+    import base64
+
+    proxy = base64.b64encode(("X500:" + value).encode("utf-8")).decode()
+    path = tmp_path / "n.ldif"
+    path.write_text("version: 1\n\ndn: DC=lab,DC=local\nobjectClass: top\ndc: lab\n\n"
+                    "dn: CN=A,DC=lab,DC=local\nobjectClass: contact\ncn: A\n\n"
+                    f"dn: CN=B,DC=lab,DC=local\nobjectClass: contact\ncn: B\n"
+                    f"proxyAddresses:: {proxy}\n", encoding="utf-8")
+    plan = Plan((Modify("CN=A,DC=lab,DC=local", (Mod("add", "legacyExchangeDN", (value,)),),
+                        ""),))
+    found = {}
+    for store in ("memory", "index"):
+        directory = (open_ldif(str(path), warn=lambda m: None) if store == "memory"
+                     else open_indexed(str(path), warn=lambda m: None,
+                                       index_dir=str(tmp_path / "i")))
+        try:
+            found[store] = [(g.code, g.message) for g in evaluate(directory, plan)]
+        finally:
+            directory.close()
+    assert found["memory"] == found["index"]
+    assert [code for code, _ in found["index"]] == ["unique"], found
+    assert "CN=B,DC=lab,DC=local" in found["index"][0][1]

@@ -486,3 +486,32 @@ def test_a_parent_spelled_with_its_avas_in_another_order_is_not_implied(tmp_path
             "CN=kid,CN=x+OU=y,DC=lab,DC=local"]
     finally:
         directory.close()
+
+
+def test_a_missing_parent_spelled_two_ways_is_implied_once(tmp_path: Path) -> None:
+    """Two children name one missing parent in two cases: one parent is implied, on both
+    stores alike.  (Before, each spelling was implied: the index build failed on its own
+    unique index with sqlite3.IntegrityError, the in-memory store held two.)"""
+    path = tmp_path / "two.ldif"
+    path.write_text("version: 1\n\ndn: DC=lab,DC=local\nobjectClass: top\ndc: lab\n\n"
+                    "dn: CN=a,OU=Missing,DC=lab,DC=local\nobjectClass: contact\ncn: a\n\n"
+                    "dn: CN=b,ou=missing,DC=lab,DC=local\nobjectClass: contact\ncn: b\n",
+                    encoding="utf-8")
+    seen = {}
+    for store in ("memory", "index"):
+        notes: list[str] = []
+        directory = (open_ldif(str(path), warn=notes.append) if store == "memory"
+                     else open_indexed(str(path), warn=notes.append,
+                                       index_dir=str(tmp_path / "i")))
+        try:
+            seen[store] = ([n.split(": ", 1)[1] for n in notes if "implied" in n],
+                           sorted(e.dn for e in directory.search(
+                               "OU=Missing,DC=lab,DC=local", "(objectClass=contact)")),
+                           len(directory))
+        finally:
+            directory.close()
+    assert seen["memory"] == seen["index"]
+    assert seen["index"] == (["1 parent entries not in the file were implied: "
+                              "OU=Missing,DC=lab,DC=local"],
+                             ["CN=a,OU=Missing,DC=lab,DC=local",
+                              "CN=b,ou=missing,DC=lab,DC=local"], 3)

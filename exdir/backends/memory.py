@@ -375,16 +375,18 @@ def unknown_names(attributes: set[str], classes: set[str], path: str, warn: Warn
 def implied_parents(keys: Iterable[str], present: Callable[[str], bool], domain: str
                     ) -> set[str]:
     """The parents within the domain a partial export does not hold (keys: the file's
-    entries; present: whether the store holds a DN)."""
-    implied: set[str] = set()
+    entries; present: whether the store holds a DN), each once however its children
+    spell it (by dn.key: `OU=Gone` and `ou=gone` are one parent, implied as first met)."""
+    implied: dict[str, str] = {}
     domain_key = dnu.key(domain) if domain else ""
     for key in keys:
         parent = dnu.parent(key)
-        while parent and not present(parent) and parent not in implied and domain_key and (
-                parent.lower() == domain_key or parent.lower().endswith("," + domain_key)):
-            implied.add(parent)
+        while parent and dnu.key(parent) not in implied and not present(parent) and (
+                domain_key and (parent.lower() == domain_key
+                                or parent.lower().endswith("," + domain_key))):
+            implied[dnu.key(parent)] = parent
             parent = dnu.parent(parent)
-    return implied
+    return set(implied.values())
 
 
 def open_ldif(path: str, warn: Warn = _stderr, *, lock: bool | None = None,
