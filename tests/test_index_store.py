@@ -232,6 +232,36 @@ def test_a_build_killed_midway_leaves_no_index(tmp_path: Path) -> None:
         directory.close()
 
 
+def test_a_full_disk_during_the_build_is_one_plain_line(capsys: pytest.CaptureFixture[str],
+                                                         tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite failing midway through the build (here: the disk full, as SQLite says it):
+    exit 2, one line on stderr that names the index, no traceback, no index and no
+    temporary left, the export untouched."""
+    import sqlite3
+
+    path = tmp_path / "lab.ldif"
+    path.write_text("".join(generate(mailboxes=300)), encoding="utf-8")
+    before = path.read_bytes()
+    real = index_mod._index_rows
+    count = [0]
+
+    def rows(*a: object) -> object:
+        count[0] += 1
+        if count[0] == 200:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_mod, "_index_rows", rows)
+    folder = tmp_path / "i"
+    code, out, err = run(capsys, "--ldif", str(path), "--store", "index", "--index-dir",
+                         str(folder), "topology")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "cannot build the index" in err and "disk is full" in err, err
+    assert list(folder.iterdir()) == [] and path.read_bytes() == before
+
+
 # --- apply on the indexed store -----------------------------------------------------------
 
 def test_apply_then_undo_is_exact_on_the_indexed_store(capsys: pytest.CaptureFixture[str],

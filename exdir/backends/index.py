@@ -52,7 +52,7 @@ from .. import dn as dnu
 from .. import files
 from .. import schema
 from .. import values as valuesm
-from ..errors import DirectoryError, EntryExists, InputError, NoSuchEntry
+from ..errors import DirectoryError, EntryExists, FileWriteError, InputError, NoSuchEntry
 from ..filters import compile_filter, unescape
 from ..filters import parse as parse_filter
 from ..ldif_in import entry_records
@@ -867,6 +867,14 @@ def build(path: str, index_path: str, held: files.HeldFile, warn: Warn,
             os.fsync(fh.fileno())
         os.replace(tmp, index_path)  # a link at index_path is replaced, never followed
         files.fsync_folder(os.path.dirname(index_path))
+    except sqlite3.Error as exc:  # a full disk (the index's folder or SQLite's temporary one)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise FileWriteError(f"cannot build the index {files.shown(index_path)}: {exc} "
+                             "(the export is unchanged; --store memory reads it without one)",
+                             path=index_path) from None
     except BaseException:
         try:
             os.unlink(tmp)
