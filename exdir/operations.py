@@ -110,7 +110,7 @@ def _mode_warnings(topology: Topology) -> list[str]:
 def audit(directory: Directory) -> Checked:
     """`exdir legacydn audit`."""
     topology = read_topology(directory)
-    return Checked(topology, audit_findings(topology, read_recipients(directory)))
+    return Checked(topology, audit_findings(topology, lambda: read_recipients(directory)))
 
 
 @dataclass

@@ -114,10 +114,11 @@ def read_mailboxes(directory: Directory, identities: Sequence[str]) -> list[Entr
 
 # --- health checks ---------------------------------------------------------------------------
 
-def read_recipients(directory: Directory) -> list[Entry]:
-    """Every object holding a legacyExchangeDN or a home attribute: one search per partition."""
+def read_recipients(directory: Directory) -> Iterator[Entry]:
+    """Every object holding a legacyExchangeDN or a home attribute: one search per
+    partition, as it reads (not held: `legacydn audit` reads them twice instead)."""
     flt = "(|(legacyExchangeDN=*)(homeMDB=*)(homeMTA=*)(msExchHomeServerName=*))"
-    return list(directory.search_partitions(flt, HEALTH_READ))
+    return directory.search_partitions(flt, HEALTH_READ)
 
 
 def read_moved(directory: Directory, report: Sequence[dict[str, object]]) -> dict[str, Entry]:
