@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -471,27 +472,33 @@ cn: a
 """
 
 
+def _on_both_stores(path: Path, folder: Path, look: Any) -> dict[str, Any]:
+    """look(directory, the notes saying what was implied) on each store of path."""
+    seen = {}
+    for store in ("memory", "index"):
+        notes: list[str] = []
+        directory = (open_ldif(str(path), warn=notes.append) if store == "memory"
+                     else open_indexed(str(path), warn=notes.append, index_dir=str(folder)))
+        try:
+            seen[store] = look(directory, [n.split(": ", 1)[1] for n in notes
+                                           if "implied" in n])
+        finally:
+            directory.close()
+    return seen
+
+
 def test_implied_parents_are_the_same_on_both_stores(tmp_path: Path) -> None:
     """A partial export: the parents it lacks are implied alike by both stores (found
     by the key index now, not a set of every name), and a parent the file holds in
     another case, after its child, is not implied."""
     path = tmp_path / "partial.ldif"
     path.write_text(PARTIAL, encoding="utf-8")
-    seen = {}
-    for store in ("memory", "index"):
-        notes: list[str] = []
-        directory = (open_ldif(str(path), warn=notes.append) if store == "memory"
-                     else open_indexed(str(path), warn=notes.append,
-                                       index_dir=str(tmp_path / "i")))
-        try:
-            seen[store] = (
-                len(directory), [n.split(": ", 1)[1] for n in notes if "implied" in n],
-                directory.read("OU=Missing,OU=Gone,DC=lab,DC=local") is None,
-                [e.dn for e in directory.search("OU=Gone,DC=lab,DC=local", "(cn=a)")],
-                [e.dn for e in directory.search("CN=x,DC=lab,DC=local", "(cn=kid)")],
-                directory.read("CN=x,DC=lab,DC=local") is not None)
-        finally:
-            directory.close()
+    seen = _on_both_stores(path, tmp_path / "i", lambda directory, implied: (
+        len(directory), implied,
+        directory.read("OU=Missing,OU=Gone,DC=lab,DC=local") is None,
+        [e.dn for e in directory.search("OU=Gone,DC=lab,DC=local", "(cn=a)")],
+        [e.dn for e in directory.search("CN=x,DC=lab,DC=local", "(cn=kid)")],
+        directory.read("CN=x,DC=lab,DC=local") is not None))
     assert seen["memory"] == seen["index"]
     assert seen["index"][0] == 4 and seen["index"][5]
     assert seen["index"][1] == ["2 parent entries not in the file were implied: "
@@ -527,19 +534,10 @@ def test_a_missing_parent_spelled_two_ways_is_implied_once(tmp_path: Path) -> No
                     "dn: CN=a,OU=Missing,DC=lab,DC=local\nobjectClass: contact\ncn: a\n\n"
                     "dn: CN=b,ou=missing,DC=lab,DC=local\nobjectClass: contact\ncn: b\n",
                     encoding="utf-8")
-    seen = {}
-    for store in ("memory", "index"):
-        notes: list[str] = []
-        directory = (open_ldif(str(path), warn=notes.append) if store == "memory"
-                     else open_indexed(str(path), warn=notes.append,
-                                       index_dir=str(tmp_path / "i")))
-        try:
-            seen[store] = ([n.split(": ", 1)[1] for n in notes if "implied" in n],
-                           sorted(e.dn for e in directory.search(
-                               "OU=Missing,DC=lab,DC=local", "(objectClass=contact)")),
-                           len(directory))
-        finally:
-            directory.close()
+    seen = _on_both_stores(path, tmp_path / "i", lambda directory, implied: (
+        implied, sorted(e.dn for e in directory.search("OU=Missing,DC=lab,DC=local",
+                                                        "(objectClass=contact)")),
+        len(directory)))
     assert seen["memory"] == seen["index"]
     assert seen["index"] == (["1 parent entries not in the file were implied: "
                               "OU=Missing,DC=lab,DC=local"],
