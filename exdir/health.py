@@ -82,9 +82,12 @@ def _fix_store(topology: Topology, server: ExchangeServer | None) -> str | None:
 def mailbox_findings(topology: Topology, entries: Iterable[EntryLike]) -> list[Finding]:
     """Split mailboxes and home attributes that name nothing (adc check and audit)."""
     out: list[Finding] = []
+    root = dnu.parse(topology.exchange_root) if topology.organization else None
     for entry in entries:
+        # parse_once: every recipient's name met once, kept out of the DN cache (at
+        # 100,000 mailboxes the cached names were a third of the audit's 236 MB peak)
         if not any(entry.has(a) for a in HOME) or (
-                topology.organization and dnu.is_within(entry.dn, topology.exchange_root)):
+                root is not None and dnu.parse_once(entry.dn).is_within(root)):
             continue
         who = _who(entry)
         mdb, mta, home = (entry.text(a) for a in HOME)
