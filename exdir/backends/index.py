@@ -867,19 +867,15 @@ def build(path: str, index_path: str, held: files.HeldFile, warn: Warn,
             os.fsync(fh.fileno())
         os.replace(tmp, index_path)  # a link at index_path is replaced, never followed
         files.fsync_folder(os.path.dirname(index_path))
-    except sqlite3.Error as exc:  # a full disk (the index's folder or SQLite's temporary one)
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise FileWriteError(f"cannot build the index {files.shown(index_path)}: {exc} "
-                             "(the export is unchanged; --store memory reads it without one)",
-                             path=index_path) from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if isinstance(exc, sqlite3.Error):  # a full disk (the index's folder or SQLite's
+            raise FileWriteError(          # temporary one): one plain line
+                f"cannot build the index {files.shown(index_path)}: {exc} (the export is "
+                "unchanged; --store memory reads it without one)", path=index_path) from None
         raise
     return fp, said
 

@@ -381,10 +381,10 @@ def implied_parents(keys: Iterable[str], present: Callable[[str], bool], domain:
     domain_key = dnu.key(domain) if domain else ""
     for key in keys:
         parent = dnu.parent(key)
-        while parent and dnu.key(parent) not in implied and not present(parent) and (
+        while parent and (name := dnu.key(parent)) not in implied and not present(parent) and (
                 domain_key and (parent.lower() == domain_key
                                 or parent.lower().endswith("," + domain_key))):
-            implied[dnu.key(parent)] = parent
+            implied[name] = parent
             parent = dnu.parent(parent)
     return set(implied.values())
 
