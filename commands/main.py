@@ -1,6 +1,7 @@
 """exdir's entry point: global options and the command groups."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -215,6 +216,16 @@ def _interrupted(stop: BaseException) -> int:
     return 128 + signum
 
 
+@functools.cache
+def _command() -> Callable[..., object]:
+    """The click command typer makes of `app`, made once per process: typer rebuilds
+    it from every command's signature on each call (17 ms, a third of a small
+    command's run when main() is called again in one process, as the tests and a
+    library caller do).  Calling it directly also leaves sys.excepthook alone: every
+    error is _outcome's to report."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run exdir: the exit code of the contract (README, "Exit codes"), every failure
     turned into it by one error boundary (_outcome), the last flush of stdout included
@@ -228,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = _install_signal_handlers()
     seen = Seen()
     try:
-        code = _outcome(lambda: app(args=argv, prog_name="exdir", standalone_mode=False,
-                                    obj=seen), seen)
+        code = _outcome(lambda: _command()(args=argv, prog_name="exdir",
+                                           standalone_mode=False, obj=seen), seen)
         flushed = _outcome(sys.stdout.flush, seen)
         return code or flushed  # 1 (found problems), 3 or 4 tell more than 2: kept
     finally:

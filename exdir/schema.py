@@ -448,7 +448,17 @@ def ldap3_schema(extra_attributes: Iterable[str] = (), extra_classes: Iterable[s
 
     extra_attributes / extra_classes are names found in data that no schema knows;
     they get opaque multi-valued string definitions so the data loads unchanged.
+    One parse per set of extra names in a process: ldap3 parses every definition
+    (77 ms), and a library caller or the test suite opens files again and again; the
+    mock and exdir only read the schema, never change it.
     """
+    return _ldap3_schema(tuple(sorted(set(extra_attributes))),
+                         tuple(sorted(set(extra_classes))))
+
+
+@lru_cache(maxsize=4)
+def _ldap3_schema(extra_attributes: tuple[str, ...], extra_classes: tuple[str, ...]
+                  ) -> tuple[DsaInfo, SchemaInfo]:
     raw = json.loads(ad_2012_r2_schema)
     have_attrs = {n.lower() for n in _ad_schema().attribute_types}
     have_classes = {n.lower() for n in _ad_schema().object_classes}
@@ -462,11 +472,11 @@ def ldap3_schema(extra_attributes: Iterable[str] = (), extra_classes: Iterable[s
         if c.name.lower() not in have_classes:
             classes.append(_rfc4512_class(c))
             have_classes.add(c.name.lower())
-    for i, name in enumerate(sorted(set(extra_attributes)), start=1):
+    for i, name in enumerate(extra_attributes, start=1):
         if name.lower() not in have_attrs:
             attrs.append(_rfc4512_attribute(opaque_attribute(name, i)))
             have_attrs.add(name.lower())
-    for i, name in enumerate(sorted(set(extra_classes)), start=1):
+    for i, name in enumerate(extra_classes, start=1):
         if name.lower() not in have_classes:
             classes.append(_rfc4512_class(opaque_class(name, i)))
             have_classes.add(name.lower())
