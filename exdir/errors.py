@@ -130,6 +130,7 @@ PLAIN_RESULTS: dict[str, str] = {
     "unavailable": "the server is unavailable",
     "timeLimitExceeded": "the server's time limit was exceeded",
     "sizeLimitExceeded": "the server's size limit was exceeded",
+    "adminLimitExceeded": "the server's administrative limit was exceeded",
 }
 
 

@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ldap3.operation.modify import modify_operation
 from ldap3.operation.search import search_operation
+from ldap3.protocol.convert import build_controls_list
+from ldap3.protocol.rfc2696 import Cookie, RealSearchControlValue, Size, paged_search_control
 from ldap3.protocol.rfc4511 import (LDAPDN, AttributeDescription, AttributeValue,
                                     LDAPMessage, LDAPString, MessageID,
                                     PartialAttribute, PartialAttributeList, ProtocolOp,
@@ -114,3 +116,75 @@ def test_a_result_reply_reads_as_ldap3_reads_it(message_id, kind, code, matched,
 def test_a_reply_that_is_not_ldap_is_refused_not_misread(junk):
     with pytest.raises(ber.BerError):
         ber.decode(junk)
+
+
+# --- paged searches: the request around ldap3's own search, the cookie in the reply ------
+
+filters = st.sampled_from(["(objectClass=*)", "(|(legacyExchangeDN=/o=A*)(proxyAddresses=*))",
+                           "(&(mailNickname=j\\2a)(!(cn=x)))", "(cn=*a*b*)"])
+cookies = st.one_of(st.just(b""), st.binary(max_size=300))
+sizes = st.one_of(st.integers(1, 127), st.integers(128, 2**31 - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(message_ids, texts, filters, st.lists(names, max_size=6), sizes, cookies)
+def test_a_paged_search_is_encoded_as_ldap3_encodes_it(message_id, dn, flt, attributes,
+                                                       size, cookie):
+    request = search_operation(dn, flt, ldap3.SUBTREE, ldap3.DEREF_ALWAYS,
+                               attributes or ["*"], 0, 0, False, True, None, None, None,
+                               False)
+    message = LDAPMessage()
+    message["messageID"] = MessageID(message_id)
+    message["protocolOp"] = ProtocolOp().setComponentByName("searchRequest", request)
+    message["controls"] = build_controls_list([paged_search_control(False, size, cookie)])
+    op = bytes(encode(ProtocolOp().setComponentByName("searchRequest", request)))
+    assert ber.paged_search(message_id, op, size, cookie) == bytes(encode(message))
+
+
+def _done_with_controls(message_id: int, controls: list[tuple[str, bool, bytes | None]]
+                        ) -> bytes:
+    op = ProtocolOp()
+    done = op.getComponentByName("searchResDone").clone()
+    done["resultCode"] = ResultCode(0)
+    done["matchedDN"] = LDAPDN("")
+    done["diagnosticMessage"] = LDAPString("")
+    message = LDAPMessage()
+    message["messageID"] = MessageID(message_id)
+    message["protocolOp"] = ProtocolOp().setComponentByName("searchResDone", done)
+    if controls:
+        message["controls"] = build_controls_list(list(controls))
+    return bytes(encode(message))
+
+
+@settings(max_examples=200, deadline=None)
+@given(message_ids, sizes, cookies, st.booleans(), st.booleans())
+def test_the_cookie_of_a_page_reads_as_ldap3_reads_it(message_id, size, cookie, critical,
+                                                      other_first):
+    value = RealSearchControlValue()
+    value["size"] = Size(size)
+    value["cookie"] = Cookie(cookie)
+    controls = [(ber.PAGED_RESULTS, critical, bytes(encode(value)))]
+    if other_first:  # another control, without a value, before the paged one
+        controls.insert(0, ("1.2.3.4", True, None))
+    message = _done_with_controls(message_id, controls)
+    got_id, got = ber.decode(message)
+    _, want = _ldap3_reads(message)
+    assert got_id == message_id
+    assert set(got["controls"]) == set(want["controls"])
+    theirs = want["controls"][ber.PAGED_RESULTS]["value"]["cookie"]
+    assert ber.paged_cookie(got["controls"][ber.PAGED_RESULTS]) == theirs == cookie
+    if other_first:
+        assert got["controls"]["1.2.3.4"] == b""
+
+
+def test_a_result_without_controls_has_no_cookie():
+    _, got = ber.decode(_done_with_controls(7, []))
+    assert got["controls"] == {}
+    assert ber.paged_cookie(got["controls"].get(ber.PAGED_RESULTS)) == b""
+
+
+@pytest.mark.parametrize("junk", [b"\x30", b"\x04\x00", b"\x30\x03\x02\x01\x01",
+                                  b"\x30\x05\x04\x00\x02\x01\x01", b"\x30\x02\x04\x00"])
+def test_a_paged_control_that_is_not_rfc_2696_is_refused(junk):
+    with pytest.raises(ber.BerError):
+        ber.paged_cookie(junk)

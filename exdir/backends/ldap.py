@@ -14,8 +14,12 @@ import uuid
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import ldap3
-from ldap3 import ALL_ATTRIBUTES, BASE, LEVEL, SUBTREE, Connection
+from ldap3 import ALL_ATTRIBUTES, BASE, DEREF_ALWAYS, LEVEL, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPException
+from ldap3.operation.search import search_operation
+from ldap3.protocol.rfc4511 import ProtocolOp
+from ldap3.utils.asn1 import encode as asn1_encode
+from ldap3.utils.dn import safe_dn
 from ldap3.strategy.sync import SyncStrategy
 from ldap3.utils.conv import escape_filter_chars
 
@@ -198,6 +202,9 @@ class LdapDirectory(Directory):
     def search(self, base: str | None = None, filter: str = "(objectClass=*)",
                attributes: Sequence[str] = ("*",), scope: str = "subtree") -> Iterator[Entry]:
         base_dn = base or self.naming.domain
+        if self._pipelines():
+            yield from self._search_paged(base_dn, filter, attributes, scope)
+            return
         try:
             results = self.connection.extend.standard.paged_search(
                 base_dn, filter, search_scope=_SCOPES[scope],
@@ -210,6 +217,43 @@ class LdapDirectory(Directory):
         result = self.connection.result or {}
         if result.get("description") not in (None, "success", "noSuchObject"):
             raise _error_for(base_dn, result)
+
+    def _search_paged(self, base_dn: str, filter: str, attributes: Sequence[str],
+                      scope: str) -> Iterator[Entry]:
+        """search's paged search on the connection's own socket: the request encoded by
+        ldap3 once, each page's message and its replies by exdir.backends.ber.  A page
+        is read whole before its entries are yielded, so no request is in flight while
+        the caller holds an entry (and may write)."""
+        c = self.connection
+        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        try:
+            request = search_operation(
+                safe_dn(base_dn) if c.check_names and base_dn else base_dn, filter,
+                _SCOPES[scope], DEREF_ALWAYS, attrs, 0, 0, False, c.auto_escape,
+                c.auto_encode, c.server.schema, validator=c.server.custom_validator,
+                check_names=c.check_names)
+            op = bytes(asn1_encode(ProtocolOp().setComponentByName("searchRequest", request)))
+        except LDAPException as exc:
+            raise DirectoryError(f"search under {base_dn} failed: {exc}") from None
+        pipe = _Pipe(c)
+        cookie = b""
+        while True:
+            try:
+                pipe.send(functools.partial(ber.paged_search, op=op, size=PAGE_SIZE,
+                                            cookie=cookie), None)
+                _, entries, result = pipe.reply()
+                controls = result.get("controls")
+                cookie = ber.paged_cookie(controls.get(ber.PAGED_RESULTS)
+                                          if isinstance(controls, dict) else None)
+            except (LDAPException, ber.BerError) as exc:
+                pipe.drain()
+                raise DirectoryError(f"search under {base_dn} failed: {exc}") from None
+            if result.get("description") not in ("success", "noSuchObject"):
+                raise _error_for(base_dn, result)
+            for item in entries:
+                yield _entry_from_response(item)
+            if not cookie:
+                return
 
     def read(self, dn: str, attributes: Sequence[str] = ("*",)) -> Entry | None:
         try:
