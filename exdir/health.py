@@ -18,6 +18,7 @@ from . import values
 from .entries import EntryLike
 from .errors import InputError
 from .findings import NO_FIX, Finding, shell_word
+from .holders import ValueHolders
 from .legacydn import ADC_DISABLED, has_prefix, is_adc_disabled, problems, rewrite, same
 from .legacydn import key as legacy_key
 from .topology import HOME, ExchangeServer, Mta, Store, Topology
@@ -279,16 +280,22 @@ def audit(topology: Topology, read: Callable[[], Iterable[EntryLike]]) -> list[F
     native organisation, group and server values that do not match their names, X500
     proxies equal to another object's value, and home attributes naming nothing.
 
-    read() gives the recipients; it is called twice and nothing of an entry is kept but
-    its DN under its value's key: holding every recipient to name the holders of a
-    duplicate was 586 MB at 100,000 mailboxes (about 6 GB at a million).  The first pass
+    read() gives the recipients; it is called twice and nothing of an entry is kept in
+    memory: holding every recipient to name the holders of a duplicate was 586 MB at
+    100,000 mailboxes (about 6 GB at a million), and a DN per value in a dict 400 MB
+    more at a million; each value's holders are rows of exdir.holders.  The first pass
     finds the values and what one entry shows alone, the second the holders of the
     values held twice and the X500 proxies equal to another object's value."""
+    with ValueHolders() as owners:
+        return _audit(topology, read, owners)
+
+
+def _audit(topology: Topology, read: Callable[[], Iterable[EntryLike]],
+           owners: ValueHolders) -> list[Finding]:
     org = topology.organization
     org_prefix = org.legacy_dn or f"/o={org.name}"
     out: list[Finding] = []
     mailboxes: list[Finding] = []
-    owners: dict[str, list[str]] = {}  # value's key -> its holders' DNs, in read order
     for entry in read():
         mailboxes += mailbox_findings(topology, (entry,))
         value = entry.text("legacyExchangeDN")
@@ -305,7 +312,7 @@ def audit(topology: Topology, read: Callable[[], Iterable[EntryLike]]) -> list[F
                     "native organisation nothing should carry it" + unknown,
                     _set_fix(entry.dn, _suggest(org_prefix, topology, entry), keep_x500=False)))
             continue
-        owners.setdefault(legacy_key(value), []).append(entry.dn)
+        owners.add(legacy_key(value), entry.dn)
         bad = problems(value)
         if bad:
             out.append(_found("malformed", entry.dn, f"{entry.dn}: {value!r}: {bad[0]}",
@@ -319,25 +326,22 @@ def audit(topology: Topology, read: Callable[[], Iterable[EntryLike]]) -> list[F
                 _set_fix(entry.dn, _suggest(org_prefix, topology, entry))))
     # the holders of a value held twice, as (DN, value, the value its names give), in
     # the first pass's order of values
-    shared: dict[str, list[tuple[str, str, str | None]]] = {
-        k: [] for k, dns in owners.items() if len(dns) > 1}
-    collisions: list[Finding] = []
+    shared: dict[str, list[tuple[str, str, str | None]]] = {k: [] for k in owners.shared()}
     for entry in read():
         text = entry.text("legacyExchangeDN")
         own = legacy_key(text or "")
         if text is not None and own in shared and not is_adc_disabled(text):
             shared[own].append((entry.dn, text, _recipient_value(org_prefix, topology, entry)))
         for proxy in entry.texts("proxyAddresses"):
-            if not proxy.upper().startswith("X500:"):
-                continue
-            value = legacy_key(proxy[5:])
-            holders = [h for h in owners.get(value, []) if dnu.key(h) != dnu.key(entry.dn)]
-            if holders and value != own:
-                collisions.append(_found(
-                    "x500-collision", entry.dn,
-                    f"{entry.dn}: proxy {proxy!r} is the legacyExchangeDN of {holders[0]}",
-                    "mail for that object can be delivered here instead",
-                    f"exdir x500 remove {_quote(entry.dn)} {_quote(proxy)} --apply"))
+            if proxy.upper().startswith("X500:"):
+                value = legacy_key(proxy[5:])
+                if value != own:
+                    owners.add_proxy(value, entry.dn, proxy)
+    collisions = [_found("x500-collision", dn,
+                         f"{dn}: proxy {proxy!r} is the legacyExchangeDN of {holder}",
+                         "mail for that object can be delivered here instead",
+                         f"exdir x500 remove {_quote(dn)} {_quote(proxy)} --apply")
+                  for dn, proxy, holder in owners.collisions()]
     for value, held in shared.items():
         if len(held) > 1:  # (a server's entry may have gone between the two reads)
             for n, (dn, text, suggested) in enumerate(held):
@@ -345,7 +349,7 @@ def audit(topology: Topology, read: Callable[[], Iterable[EntryLike]]) -> list[F
                 if suggested is not None and legacy_key(suggested) == value:
                     fix = (f"{NO_FIX} for this object (its value fits its alias and "
                            f"group); change the other holder(s): {others}")
-                elif suggested is None or legacy_key(suggested) in owners:
+                elif suggested is None or owners.holds(legacy_key(suggested)):
                     fix = (f"{NO_FIX}: no free value to suggest; choose one, then "
                            f"`exdir legacydn set {_quote(dn)} NEW_VALUE --no-keep-x500 "
                            "--apply`")
