@@ -80,9 +80,12 @@ def snapshot(directory: Directory) -> Snapshot:
                      for e in directory.search(directory.naming.domain, "(objectClass=*)", ("*",)))
 
 
-# What Active Directory itself rewrites on every write: not the data's.
+# What Active Directory itself rewrites on every write, and the replication state a
+# DC keeps of its partners (repsTo/repsFrom change whenever a second DC, the RODC of
+# tests/test_samba_rodc.py, pulls: the domain root's repsTo differed between two
+# snapshots with nothing written): not the data's.
 AD_BOOKKEEPING = frozenset({"whenchanged", "usnchanged", "replpropertymetadata",
-                            "dscorepropagationdata"})
+                            "dscorepropagationdata", "repsto", "repsfrom"})
 
 
 def data_of(state: Snapshot) -> Snapshot:
