@@ -550,7 +550,8 @@ def test_writes_during_a_search_are_seen_as_on_the_in_memory_store(tmp_path: Pat
     """The apply engine may write between two results of a search (Directory.search):
     an entry renamed or deleted after the search began is left out, one modified is read
     as it is now, one added is not listed — the in-memory store's answers, on the index
-    too, across its fetches of 256 entries (the ids listed first, 8 bytes each)."""
+    too, across its fetches of 256 entries (the ids listed first, with their keys'
+    hashes)."""
     path = tmp_path / "lab.ldif"
     path.write_text("".join(generate(600)), encoding="utf-8")
 
@@ -578,11 +579,60 @@ def test_writes_during_a_search_are_seen_as_on_the_in_memory_store(tmp_path: Pat
     assert not any(dn.startswith("CN=Moved") for dn, _ in seen["index"])
 
 
-def test_a_search_holds_8_bytes_an_entry(tmp_path: Path) -> None:
-    """A search lists its ids before it yields (writes between results are safe) and
-    holds only those: the heap's peak grows by under 32 bytes an entry from a 2,000- to
-    a 16,000-mailbox lab (8.5 measured); the (id, DN key) rows it listed before were
-    198, 200 MB at a million."""
+def _staff_rdn(dn: str) -> str:
+    return dn.split(",", 1)[0]
+
+
+_DURING = {
+    # a rename in case only, and one there and back: the entry is where it was listed
+    "case-only rename": lambda d, u: d.rename(u[3], _staff_rdn(u[3]).upper()),
+    "rename and back": lambda d, u: (d.rename(u[3], _staff_rdn(u[3]) + "x"),
+                                     d.rename(u[3].replace(_staff_rdn(u[3]),
+                                                           _staff_rdn(u[3]) + "x", 1),
+                                              _staff_rdn(u[3]))),
+    # a save drops the deleted rows: the next entry added may take a freed id
+    "delete, save, add": lambda d, u: (d.delete(u[-1]), d.save(), d.add(
+        "CN=Late," + u[-1].split(",", 1)[1],
+        {"objectClass": ["top", "person", "organizationalPerson", "user"], "cn": ["Late"]})),
+    # an entry of the fetch being read, deleted then saved
+    "delete in this fetch, save": lambda d, u: (d.delete(u[2]), d.save()),
+}
+
+
+@pytest.mark.parametrize("write", sorted(_DURING))
+def test_a_search_sees_a_rename_back_and_a_reused_id_as_the_in_memory_store(
+        tmp_path: Path, write: str) -> None:
+    """The index compares each listed entry's key with the one it had when listed (by
+    its hash), so a rename in case only or there and back leaves the entry in, and an
+    entry added after a save under a freed id is not mistaken for one listed.  (A stamp
+    per renamed id left the first two out; a row kept from before a save yielded an
+    entry deleted and saved.)"""
+    source = tmp_path / "lab.ldif"
+    source.write_text("".join(generate(600)), encoding="utf-8")
+    seen = {}
+    for store in ("memory", "index"):
+        path = tmp_path / f"{store}.ldif"
+        shutil.copy(source, path)
+        directory = (open_ldif(str(path), warn=lambda m: None) if store == "memory"
+                     else open_indexed(str(path), warn=lambda m: None,
+                                       index_dir=str(tmp_path / "i")))
+        try:
+            users = [e.dn for e in directory.search(None, "(objectClass=user)", ("cn",))]
+            results = directory.search(None, "(objectClass=user)", ("cn",))
+            found = [next(results).dn]
+            _DURING[write](directory, users)
+            found += [e.dn for e in results]
+            seen[store] = found
+        finally:
+            directory.close()
+    assert seen["memory"] == seen["index"]
+
+
+def test_a_search_holds_16_bytes_an_entry(tmp_path: Path) -> None:
+    """A search lists its entries before it yields (writes between results are safe)
+    and holds only each one's id and key hash: the heap's peak grows by under 40 bytes
+    an entry from a 2,000- to a 16,000-mailbox lab (16.7 measured); the (id, DN key)
+    rows it listed before were 198, 200 MB at a million."""
     import gc
     import tracemalloc
 
@@ -602,4 +652,4 @@ def test_a_search_holds_8_bytes_an_entry(tmp_path: Path) -> None:
         finally:
             directory.close()
     per_entry = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
-    assert per_entry < 32, per_entry
+    assert per_entry < 40, per_entry

@@ -201,9 +201,6 @@ class IndexedDirectory(Directory):
         self._warn = warn
         self._wait_lock = wait_lock
         self._writes = 0  # bumped by every write: a yielding search refetches after one
-        # entry id -> the write that renamed it (self._writes then): a search listed
-        # before leaves it out
-        self._moved: dict[int, int] = {}
         self.dirty = False
         self._dn_attrs = schema.dn_attributes()
 
@@ -341,7 +338,7 @@ class IndexedDirectory(Directory):
         else:
             rk = _rkey(base_d)
             where, params = "e.rkey>=? AND e.rkey<?", [rk, _upper(rk)]
-        sql = f"SELECT e.id FROM entries e WHERE e.implied=0 AND {where}"
+        sql = f"SELECT e.id, e.key FROM entries e WHERE e.implied=0 AND {where}"
         if outside:
             xk = _rkey(dnu.parse(outside))
             sql += " AND NOT (e.rkey>=? AND e.rkey<?)"
@@ -349,28 +346,33 @@ class IndexedDirectory(Directory):
         if narrowing is not None:
             sql += f" AND e.id IN ({narrowing[0]})"
             params += narrowing[1]
-        # the ids alone, 8 bytes each: a list of (id, key) rows was about 200 bytes an
-        # entry, 200 MB at a million, held for the whole search
-        listed = self._writes
-        ids = array("q", (r[0] for r in self._db.execute(sql + " ORDER BY e.pos", params)))
-        return self._yield(ids, listed, matcher, attributes)
+        # each id and its DN key's hash, 16 bytes: a list of (id, key) rows was about 200
+        # bytes an entry, 200 MB at a million, held for the whole search
+        ids, hashes = array("q"), array("q")
+        for entry_id, key in self._db.execute(sql + " ORDER BY e.pos", params):
+            ids.append(entry_id)
+            hashes.append(hash(key))
+        return self._yield(ids, hashes, matcher, attributes)
 
-    def _yield(self, ids: "array[int]", listed: int, matcher: Callable[[Any], bool],
+    def _yield(self, ids: "array[int]", hashes: "array[int]", matcher: Callable[[Any], bool],
                attributes: Sequence[str]) -> Iterator[Entry]:
-        """The entries `ids` listed when `listed` writes had been made, those the
-        filter matches; one renamed or deleted since is left out (as it was listed,
-        it is no longer there), one modified is read as it is now."""
+        """The entries listed (`ids`, with the hash of each one's DN key then) that the
+        filter matches, as they are now: one deleted or renamed since is left out (its
+        key is no longer the one listed: a rename back, or in case only, is not), one
+        modified is read as it is now.  The key is compared by its hash (Python's
+        64-bit str hash, salted per process): a renamed entry is read as not renamed
+        only if its new key's hash is its old key's, about one chance in 2**64."""
         wanted = _wanted(attributes)
         for i in range(0, len(ids), _BATCH):
             chunk = ids[i:i + _BATCH].tolist()
             seen = self._writes
             rows = self._fetch(chunk)
-            for entry_id in chunk:
+            for j, entry_id in enumerate(chunk, start=i):
                 if self._writes != seen:  # written meanwhile: read the rest as they are now
-                    rows.update(self._fetch(chunk))
+                    rows = self._fetch(chunk)  # (replaced: a row a save purged is gone)
                     seen = self._writes
                 row = rows.get(entry_id)
-                if row is None or row[3] or self._moved.get(entry_id, -1) >= listed:
+                if row is None or row[3] or hash(row[0]) != hashes[j]:
                     continue  # deleted, renamed or made implied since the ids were listed
                 pairs = _load(row[2])  # once: for the matcher and the entry
                 if matcher(_Stored((name.lower(), list(raw)) for name, raw in pairs)):
@@ -494,7 +496,6 @@ class IndexedDirectory(Directory):
         top = self._db.execute("SELECT coalesce(max(pos),0) FROM entries").fetchone()[0]
         tail = len(key)
         for i, (mid, old) in enumerate(moved, start=1):
-            self._moved[mid] = self._writes
             renamed = old[: len(old) - tail] + new_key  # the in-memory store's rule
             nd = dnu.parse(renamed)
             self._db.execute("UPDATE entries SET key=?, dn=?, parent=?, rkey=?, pos=?, changed=1 "
