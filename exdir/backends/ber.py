@@ -201,7 +201,10 @@ def decode(message: bytes) -> tuple[int, dict[str, object]]:
                             "dn": message[fields[1][1]:fields[1][2]].decode("utf-8", "replace"),
                             "message": message[fields[2][1]:fields[2][2]].decode("utf-8",
                                                                                  "replace"),
-                            "controls": _controls(message, parts[2:])}
+                            # only a search's end carries a control exdir reads (the
+                            # paged cookie); other replies' controls are not looked at
+                            "controls": (_controls(message, parts[2:]) if op == SEARCH_DONE
+                                         else {})}
     raise BerError(f"unexpected reply (tag {op:#x})")
 
 
