@@ -141,16 +141,16 @@ def test_a_paged_search_is_encoded_as_ldap3_encodes_it(message_id, dn, flt, attr
     assert ber.paged_search(message_id, op, size, cookie) == bytes(encode(message))
 
 
-def _done_with_controls(message_id: int, controls: list[tuple[str, bool, bytes | None]]
-                        ) -> bytes:
+def _done_with_controls(message_id: int, controls: list[tuple[str, bool, bytes | None]],
+                        kind: str = "searchResDone") -> bytes:
     op = ProtocolOp()
-    done = op.getComponentByName("searchResDone").clone()
+    done = op.getComponentByName(kind).clone()
     done["resultCode"] = ResultCode(0)
     done["matchedDN"] = LDAPDN("")
     done["diagnosticMessage"] = LDAPString("")
     message = LDAPMessage()
     message["messageID"] = MessageID(message_id)
-    message["protocolOp"] = ProtocolOp().setComponentByName("searchResDone", done)
+    message["protocolOp"] = ProtocolOp().setComponentByName(kind, done)
     if controls:
         message["controls"] = build_controls_list(list(controls))
     return bytes(encode(message))
@@ -193,18 +193,10 @@ def test_a_paged_control_that_is_not_rfc_2696_is_refused(junk):
 def test_controls_are_read_only_at_the_end_of_a_search():
     """A modify's reply with a control exdir does not read (even one it could not parse)
     reads as before: only a search's end is looked at for its paged cookie."""
-    op = ProtocolOp()
-    done = op.getComponentByName("modifyResponse").clone()
-    done["resultCode"] = ResultCode(0)
-    done["matchedDN"] = LDAPDN("")
-    done["diagnosticMessage"] = LDAPString("")
-    message = LDAPMessage()
-    message["messageID"] = MessageID(9)
-    message["protocolOp"] = ProtocolOp().setComponentByName("modifyResponse", done)
     def with_odd_control(reply: bytes) -> bytes:  # [0] { INTEGER }: no control at all
         return reply[:1] + bytes([reply[1] + 4]) + reply[2:] + b"\xa0\x02\x02\x00"
 
-    _, got = ber.decode(with_odd_control(bytes(encode(message))))
+    _, got = ber.decode(with_odd_control(_done_with_controls(9, [], "modifyResponse")))
     assert got["result"] == 0 and got["controls"] == {}
     with pytest.raises(ber.BerError):  # the same at a search's end is refused
         ber.decode(with_odd_control(_done_with_controls(9, [])))
