@@ -12,8 +12,9 @@ itself.  A paged search is the third shape: its request is encoded by ldap3 once
 (filters are ldap3's to compile) and only the message around it, with the paged
 results control, is written here per page; its entries are read here — ldap3's
 decoder was 40% of a 20,000-mailbox `rename org` over --url.  Everything else (binds,
-renames, adds, deletes, other controls, SASL layers) stays with ldap3.  tests/test_ber.py checks every encoding against
-ldap3's for generated requests, and the decoder against ldap3's.
+renames, adds, deletes, other controls, SASL layers) stays with ldap3.
+tests/test_ber.py checks every encoding against ldap3's for generated requests, and
+the decoder against ldap3's.
 """
 from __future__ import annotations
 

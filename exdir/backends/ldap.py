@@ -18,10 +18,10 @@ from ldap3 import ALL_ATTRIBUTES, BASE, DEREF_ALWAYS, LEVEL, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPException
 from ldap3.operation.search import search_operation
 from ldap3.protocol.rfc4511 import ProtocolOp
-from ldap3.utils.asn1 import encode as asn1_encode
-from ldap3.utils.dn import safe_dn
 from ldap3.strategy.sync import SyncStrategy
+from ldap3.utils.asn1 import encode as asn1_encode
 from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import safe_dn
 
 from .. import dn as dnu
 from .. import schema
@@ -45,6 +45,11 @@ def _attributes_arg(attributes: Sequence[str]) -> list[str] | str:
     if not attributes or "*" in attributes:
         return ALL_ATTRIBUTES
     return list(attributes)
+
+
+def _attribute_list(attributes: Sequence[str]) -> list[str]:
+    """The attributes a request names, as a list: ["*"] for all."""
+    return list(attributes) if attributes and "*" not in attributes else ["*"]
 
 
 def _entry_from_response(item: Mapping[str, object]) -> Entry:
@@ -225,7 +230,7 @@ class LdapDirectory(Directory):
         is read whole before its entries are yielded, so no request is in flight while
         the caller holds an entry (and may write)."""
         c = self.connection
-        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        attrs = _attribute_list(attributes)
         try:
             request = search_operation(
                 safe_dn(base_dn) if c.check_names and base_dn else base_dn, filter,
@@ -300,7 +305,7 @@ class LdapDirectory(Directory):
                     out[k] = entry
                 continue
             groups.setdefault(base, []).append(d)
-        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        attrs = _attribute_list(attributes)
         for base, members in groups.items():
             for i in range(0, len(members), 100):
                 chunk = members[i:i + 100]
@@ -316,7 +321,7 @@ class LdapDirectory(Directory):
                         ) -> dict[str, Entry]:
         out: dict[str, Entry] = {}
         c = self.connection
-        attrs = list(attributes) if attributes and "*" not in attributes else ["*"]
+        attrs = _attribute_list(attributes)
         pipe = _Pipe(c)
         todo = iter(wanted.items())
         try:
